@@ -1,0 +1,178 @@
+//! The one `ApiError`, and how every failure becomes the error envelope.
+//!
+//! Handlers return `ApiError`. Turning it into a response does not render a body: it attaches an
+//! [`ErrorReport`] to an empty response, and the `envelope` middleware renders every error
+//! response, whatever produced it (a handler, a rejection, the router, a tower layer, a panic),
+//! into the same JSON envelope with the request id, and logs server-side failures once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentd_core::StoreError;
+use agentd_protocol::{ErrorDetail, ErrorType};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// A boxed error kept for the log, never shown to clients.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything an API operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: no such resource, or the caller may not know of it.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the route does not take this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 408: the client was too slow to send the request.
+    #[error("the request body took too long to arrive")]
+    RequestTimeout,
+    /// 504: the request took longer than the per-request deadline.
+    #[error("the request took too long to process")]
+    Timeout,
+    /// 409: the request conflicts with current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: a body or object is too large.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415: the body is not JSON (or another accepted media type).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: the input failed validation; one detail per problem.
+    #[error("the request is invalid")]
+    Validation(Vec<ErrorDetail>),
+    /// 429: a rate limit was hit; retry after the given time.
+    #[error("rate limit exceeded")]
+    RateLimited {
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
+    /// 503: agentd or a dependency cannot serve now.
+    #[error("{message}")]
+    Unavailable {
+        /// What is unavailable, for the client.
+        message: String,
+        /// Per-dependency problems.
+        details: Vec<ErrorDetail>,
+        /// The underlying failure, for the log.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// 500: agentd failed. The source is logged; the client sees a generic message.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl ApiError {
+    /// A 422 with a single problem.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![ErrorDetail::field(field, message)])
+    }
+
+    /// The envelope type, status and client-facing message for this error.
+    fn parts(&self) -> (ErrorType, StatusCode, String) {
+        match self {
+            Self::BadRequest(m) => (ErrorType::BadRequest, StatusCode::BAD_REQUEST, m.clone()),
+            Self::NotFound(m) => (ErrorType::NotFound, StatusCode::NOT_FOUND, m.clone()),
+            Self::MethodNotAllowed => {
+                (ErrorType::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED, self.to_string())
+            }
+            Self::RequestTimeout => {
+                (ErrorType::Timeout, StatusCode::REQUEST_TIMEOUT, self.to_string())
+            }
+            Self::Timeout => (ErrorType::Timeout, StatusCode::GATEWAY_TIMEOUT, self.to_string()),
+            Self::Conflict(m) => (ErrorType::Conflict, StatusCode::CONFLICT, m.clone()),
+            Self::PayloadTooLarge(m) => {
+                (ErrorType::PayloadTooLarge, StatusCode::PAYLOAD_TOO_LARGE, m.clone())
+            }
+            Self::UnsupportedMediaType(m) => {
+                (ErrorType::UnsupportedMediaType, StatusCode::UNSUPPORTED_MEDIA_TYPE, m.clone())
+            }
+            Self::Validation(_) => {
+                (ErrorType::ValidationError, StatusCode::UNPROCESSABLE_ENTITY, self.to_string())
+            }
+            Self::RateLimited { .. } => {
+                (ErrorType::RateLimitExceeded, StatusCode::TOO_MANY_REQUESTS, self.to_string())
+            }
+            Self::Unavailable { message, .. } => {
+                (ErrorType::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE, message.clone())
+            }
+            Self::Internal(_) => {
+                (ErrorType::InternalError, StatusCode::INTERNAL_SERVER_ERROR, self.to_string())
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound { entity } => Self::NotFound(format!("{entity} not found")),
+            StoreError::Conflict { entity, field } => {
+                Self::Conflict(format!("a {entity} with this {field} already exists"))
+            }
+            StoreError::Unavailable(_) => Self::Unavailable {
+                message: "the database is unavailable; try again later".into(),
+                details: vec![],
+                source: Some(Box::new(err)),
+            },
+            StoreError::Backend(_) => Self::Internal(Box::new(err)),
+        }
+    }
+}
+
+/// What the envelope middleware needs to render and log an error response.
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    /// The envelope type.
+    pub error_type: ErrorType,
+    /// The client-facing message.
+    pub message: String,
+    /// Per-item problems.
+    pub details: Vec<ErrorDetail>,
+    /// The failure behind a 5xx, for the log only.
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (error_type, status, message) = self.parts();
+        let mut response = status.into_response();
+        let (details, source): (Vec<ErrorDetail>, Option<BoxError>) = match self {
+            Self::Validation(details) => (details, None),
+            Self::RateLimited { retry_after } => {
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(secs.max(1)),
+                );
+                (vec![], None)
+            }
+            Self::Unavailable { details, source, .. } => (details, source),
+            Self::Internal(source) => (vec![], Some(source)),
+            Self::BadRequest(_)
+            | Self::NotFound(_)
+            | Self::MethodNotAllowed
+            | Self::RequestTimeout
+            | Self::Timeout
+            | Self::Conflict(_)
+            | Self::PayloadTooLarge(_)
+            | Self::UnsupportedMediaType(_) => (vec![], None),
+        };
+        response.extensions_mut().insert(ErrorReport {
+            error_type,
+            message,
+            details,
+            source: source.map(Arc::from),
+        });
+        response
+    }
+}
+
+/// Result alias for handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

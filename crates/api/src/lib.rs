@@ -1,0 +1,116 @@
+//! The agentd HTTP API.
+//!
+//! [`router`] builds the whole HTTP surface from an [`AppState`]: routes, middleware, the OpenAPI
+//! document and Swagger UI. It is a pure function, so tests can drive it in-process; the server
+//! crate owns sockets, timeouts at the connection level and shutdown. Handlers are thin: extract,
+//! call one core operation, map the result to a protocol type. Every error leaves as the one
+//! envelope (see `error` and `envelope`).
+
+mod access_log;
+mod debug;
+mod envelope;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod request_id;
+pub mod state;
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::from_fn;
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use error::{ApiError, ApiResult};
+pub use request_id::REQUEST_ID_HEADER;
+pub use state::{ApiConfig, AppState, Lifecycle};
+
+/// The OpenAPI document and the routes it describes.
+fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .split_for_parts()
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().1
+}
+
+/// The complete HTTP application.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let (documented, spec) = documented_routes();
+    let mut ordinary = documented.merge(SwaggerUi::new("/docs").url("/openapi.json", spec));
+    if config.debug_routes {
+        ordinary = ordinary.merge(debug::routes());
+    }
+    // Ordinary routes get a deadline; streaming routes (added beside them) must not, or every
+    // long-lived stream would be cut at the deadline.
+    let ordinary = ordinary
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout));
+
+    Router::new()
+        .merge(ordinary)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Route layer: runs only for matched routes, where the route template is known.
+        .route_layer(from_fn(access_log::record_route))
+        .layer(
+            // Outermost first. Each layer sees what the ones below it produce.
+            ServiceBuilder::new()
+                // Assign the request id before anything can log or fail, echo it on every response.
+                .layer(from_fn(request_id::assign_request_id))
+                // Mark credential headers sensitive so no debug output of a request shows them.
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    axum::http::header::AUTHORIZATION,
+                    axum::http::header::COOKIE,
+                    axum::http::HeaderName::from_static("x-api-key"),
+                ]))
+                // The request span and the one completion line; sees the final status.
+                .layer(from_fn(access_log::log_request))
+                // Every error response below this point becomes the envelope, and is logged once.
+                .layer(from_fn(envelope::render_errors))
+                // A panicking handler becomes a 500 (rendered above); the server keeps serving.
+                .layer(CatchPanicLayer::custom(panic_response))
+                // Bodies over the limit: 413 at once when Content-Length says so, or as soon as a
+                // chunked body passes the limit while it is read.
+                .layer(RequestBodyLimitLayer::new(config.body_limit))
+                // A body that stops arriving is a 408, not a worker held forever.
+                .layer(RequestBodyTimeoutLayer::new(config.request_timeout))
+                .layer(DefaultBodyLimit::max(config.body_limit)),
+        )
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// The panic message goes to the log (via the envelope layer), never to the client.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a handler panicked".to_owned());
+    ApiError::Internal(format!("handler panicked: {message}").into()).into_response()
+}

@@ -1,0 +1,61 @@
+//! What handlers share: the store, the server's lifecycle, the HTTP configuration.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use agentd_core::Store;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Whether the server is draining.
+    pub lifecycle: Arc<Lifecycle>,
+    /// HTTP settings.
+    pub config: Arc<ApiConfig>,
+}
+
+/// HTTP behaviour the router needs to know.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// The deadline for an ordinary (non-streaming) request.
+    pub request_timeout: Duration,
+    /// How long readiness waits for each dependency.
+    pub ready_timeout: Duration,
+    /// Whether the `/debug/*` routes exist (never in production).
+    pub debug_routes: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            ready_timeout: Duration::from_secs(1),
+            debug_routes: false,
+        }
+    }
+}
+
+/// The server's lifecycle as readiness reports it.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    draining: AtomicBool,
+}
+
+impl Lifecycle {
+    /// Marks the server as shutting down: readiness answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the server is shutting down.
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}

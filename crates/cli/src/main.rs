@@ -1,0 +1,117 @@
+//! The `agentd` binary: parses the command line and hands over to `agentd-server`.
+//!
+//! Exit codes: 0 success, 1 a runtime failure (database unreachable, address in use), 2 invalid
+//! configuration or usage.
+
+// The binary talks to its operator on stdout (command output) and stderr (one-line failures
+// before logging is set up).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agentd_server::Settings;
+use agentd_server::settings::Loaded;
+use clap::{Parser, Subcommand};
+
+/// agentd: a self-hosted backend for AI coding agents.
+#[derive(Debug, Parser)]
+#[command(name = "agentd", version, about, long_about = None)]
+struct Cli {
+    /// A TOML configuration file. Environment variables override it.
+    #[arg(long, global = true, env = "AGENTD_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration, secrets redacted; fail naming the first invalid key.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match Settings::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("agentd: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Config(ConfigCommand::Check) => config_check(&loaded),
+        Command::Serve => run(loaded, Mode::Serve),
+        Command::Migrate => run(loaded, Mode::Migrate),
+    }
+}
+
+fn config_check(loaded: &Loaded) -> ExitCode {
+    for name in &loaded.unknown_env {
+        eprintln!("agentd: warning: {name} is set but is not an agentd setting");
+    }
+    match loaded.settings.to_redacted_toml() {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("agentd: cannot print the configuration: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Serve,
+    Migrate,
+}
+
+fn run(loaded: Loaded, mode: Mode) -> ExitCode {
+    let Loaded { settings, unknown_env } = loaded;
+    if let Err(err) = agentd_server::telemetry::init(&settings) {
+        eprintln!("agentd: {err:#}");
+        return ExitCode::from(1);
+    }
+    for name in &unknown_env {
+        tracing::warn!(variable = %name, "set but not an agentd setting; ignored");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("agentd: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match mode {
+            Mode::Serve => agentd_server::serve(settings).await,
+            Mode::Migrate => {
+                let db = agentd_server::open_database(&settings).await?;
+                db.close().await;
+                tracing::info!("migrations applied");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "agentd failed");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The one error envelope every agentd error response carries, and its stable `type` values.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Stable machine-readable error types. Clients branch on these; they never change meaning.
+///
+/// Each type has exactly one HTTP status, given by [`ErrorType::http_status`], except `timeout`,
+/// which is 408 when the client was too slow to send its request and 504 when agentd was too slow
+/// to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    /// 400: the request is malformed in a way that is not a per-field validation problem.
+    BadRequest,
+    /// 401: no valid credentials were presented.
+    Unauthorized,
+    /// 403: the caller is known but lacks the role or scope for this act.
+    Forbidden,
+    /// 404: no such route or resource, or the caller may not know it exists.
+    NotFound,
+    /// 405: the route exists but not with this method.
+    MethodNotAllowed,
+    /// 408 or 504: the request took too long (see the type's documentation).
+    Timeout,
+    /// 409: the request conflicts with the resource's current state.
+    Conflict,
+    /// 413: the request body, or a stored object, is larger than allowed.
+    PayloadTooLarge,
+    /// 415: the request body is not of a media type this endpoint accepts.
+    UnsupportedMediaType,
+    /// 422: the body or parameters failed validation; `details` lists each problem.
+    ValidationError,
+    /// 429: a rate limit was exceeded; the response carries `Retry-After`.
+    RateLimitExceeded,
+    /// 500: agentd failed; the message never carries internals.
+    InternalError,
+    /// 503: agentd or one of its dependencies cannot serve the request now.
+    ServiceUnavailable,
+}
+
+impl ErrorType {
+    /// The HTTP status code that goes with this type. For `timeout` this is 504 (agentd was too
+    /// slow); the 408 form is produced only by the HTTP layer for slow clients.
+    #[must_use]
+    pub const fn http_status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Timeout => 504,
+            Self::Conflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::ValidationError => 422,
+            Self::RateLimitExceeded => 429,
+            Self::InternalError => 500,
+            Self::ServiceUnavailable => 503,
+        }
+    }
+
+    /// The type to report for a bare HTTP status produced outside agentd's handlers (the router,
+    /// a middleware layer). Statuses without a dedicated type map to the closest general one.
+    #[must_use]
+    pub const fn from_http_status(status: u16) -> Self {
+        match status {
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            408 | 504 => Self::Timeout,
+            409 => Self::Conflict,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            422 => Self::ValidationError,
+            429 => Self::RateLimitExceeded,
+            503 => Self::ServiceUnavailable,
+            400..=499 => Self::BadRequest,
+            _ => Self::InternalError,
+        }
+    }
+
+    /// The snake_case wire name of this type.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Timeout => "timeout",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::ValidationError => "validation_error",
+            Self::RateLimitExceeded => "rate_limit_exceeded",
+            Self::InternalError => "internal_error",
+            Self::ServiceUnavailable => "service_unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of every error response: `{"error": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// What went wrong.
+    pub error: ErrorBody,
+}
+
+/// What went wrong, for clients (`type`) and for humans (`message`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The stable error type.
+    #[serde(rename = "type")]
+    pub error_type: ErrorType,
+    /// A human-readable explanation. Never contains internals (stack traces, SQL, paths).
+    pub message: String,
+    /// The request id, as echoed in the `X-Request-ID` response header.
+    pub request_id: String,
+    /// Per-field or per-item problems, when there are several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<ErrorDetail>,
+}
+
+/// One problem with one part of the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Where the problem is: a JSON path into the body (`input.task`), a query or path parameter
+    /// name, or absent when the problem is with the body as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ErrorDetail {
+    /// A problem with a named field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: Some(field.into()), message: message.into() }
+    }
+
+    /// A problem with the request as a whole.
+    pub fn whole(message: impl Into<String>) -> Self {
+        Self { field: None, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_round_trips_through_its_status() {
+        let all = [
+            ErrorType::BadRequest,
+            ErrorType::Unauthorized,
+            ErrorType::Forbidden,
+            ErrorType::NotFound,
+            ErrorType::MethodNotAllowed,
+            ErrorType::Timeout,
+            ErrorType::Conflict,
+            ErrorType::PayloadTooLarge,
+            ErrorType::UnsupportedMediaType,
+            ErrorType::ValidationError,
+            ErrorType::RateLimitExceeded,
+            ErrorType::InternalError,
+            ErrorType::ServiceUnavailable,
+        ];
+        for t in all {
+            assert_eq!(ErrorType::from_http_status(t.http_status()), t, "{t}");
+            let json = serde_json::to_value(t).unwrap_or_default();
+            assert_eq!(json.as_str(), Some(t.as_str()));
+        }
+    }
+
+    #[test]
+    fn details_are_omitted_when_empty() {
+        let env = ErrorEnvelope {
+            error: ErrorBody {
+                error_type: ErrorType::NotFound,
+                message: "no such route".into(),
+                request_id: "r1".into(),
+                details: vec![],
+            },
+        };
+        let json = serde_json::to_string(&env).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"{"error":{"type":"not_found","message":"no such route","request_id":"r1"}}"#
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! Wire types of the agentd HTTP API.
+//!
+//! Everything a client sees on the wire is defined here: request and response bodies, the error
+//! envelope and its stable `type` values. The types carry serde and OpenAPI (utoipa) derives and
+//! nothing else: no HTTP framework, no database, no domain logic. JSON is snake_case, ids are
+//! strings, timestamps are RFC 3339 UTC in `*_at` fields.
+
+pub mod error;
+pub mod health;
+
+pub use error::{ErrorBody, ErrorDetail, ErrorEnvelope, ErrorType};
+pub use health::{Health, Readiness, ReadinessCheck};

@@ -1,0 +1,678 @@
+//! The one typed configuration, loaded from compiled-in defaults, then an optional TOML file,
+//! then `AGENTD_*` environment variables, and validated at load.
+//!
+//! Every environment variable is declared once, in [`ENV_VARS`], with the TOML key it sets: the
+//! loader, the error messages ("which key is wrong") and the documentation table in
+//! `docs/configuration.md` all follow that list. The loader never reads the process environment
+//! itself; callers pass the variables in, so tests build settings without touching global state.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agentd_store::{Backend, DatabaseOptions};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// The deployment environment. Production turns on strict checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Environment {
+    /// Local work: generated secrets allowed, pretty logs.
+    #[default]
+    Development,
+    /// Like production, for rehearsal.
+    Staging,
+    /// Strict: a real secret key is required, debug features are refused, JSON logs.
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// All of agentd's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `AGENTD_ENV`.
+    pub env: Environment,
+    /// `AGENTD_DATA_DIR`: where agentd keeps its files (the SQLite database by default).
+    pub data_dir: PathBuf,
+    /// `AGENTD_SECRET_KEY`: the root secret that signing keys are derived from.
+    #[serde(serialize_with = "redact_secret")]
+    pub secret_key: Option<SecretString>,
+    /// `AGENTD_SHUTDOWN_GRACE_SECONDS`: how long in-flight requests may take after a stop signal.
+    pub shutdown_grace_seconds: u64,
+    /// The HTTP server.
+    pub http: HttpSettings,
+    /// The database.
+    pub database: DatabaseSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `AGENTD_BIND`: the listening address.
+    pub bind: SocketAddr,
+    /// `AGENTD_REQUEST_BODY_MAX_BYTES`: the largest request body accepted.
+    pub request_body_max_bytes: usize,
+    /// `AGENTD_REQUEST_TIMEOUT_SECONDS`: the deadline of an ordinary (non-streaming) request.
+    pub request_timeout_seconds: u64,
+    /// `AGENTD_HEADER_READ_TIMEOUT_SECONDS`: how long a client may take to send request headers.
+    pub header_read_timeout_seconds: u64,
+    /// `AGENTD_MAX_CONNECTIONS`: concurrent connections; more wait in the accept queue.
+    pub max_connections: usize,
+    /// `AGENTD_DEBUG_ROUTES`: serve the `/debug/*` routes (refused in production).
+    pub debug_routes: bool,
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `AGENTD_DATABASE_URL`: `sqlite://…` or `postgres://…`; default: `agentd.db` in the data dir.
+    #[serde(serialize_with = "redact_url")]
+    pub url: Option<SecretString>,
+    /// `AGENTD_DATABASE_MAX_CONNECTIONS`.
+    pub max_connections: u32,
+    /// `AGENTD_DATABASE_MIN_CONNECTIONS`.
+    pub min_connections: u32,
+    /// `AGENTD_DATABASE_CONNECT_TIMEOUT_SECONDS`.
+    pub connect_timeout_seconds: u64,
+    /// `AGENTD_DATABASE_BUSY_TIMEOUT_MS` (SQLite).
+    pub sqlite_busy_timeout_ms: u64,
+    /// `AGENTD_READY_TIMEOUT_MS`: how long readiness waits for the database.
+    pub ready_timeout_ms: u64,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `AGENTD_LOG_FORMAT`; default `json` in production, `pretty` otherwise.
+    pub format: Option<LogFormat>,
+    /// `AGENTD_LOG`: filter directives (`info`, `agentd_api=debug,info`, ...).
+    pub filter: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            env: Environment::Development,
+            data_dir: PathBuf::from("./agentd-data"),
+            secret_key: None,
+            shutdown_grace_seconds: 30,
+            http: HttpSettings::default(),
+            database: DatabaseSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_body_max_bytes: 1_048_576,
+            request_timeout_seconds: 30,
+            header_read_timeout_seconds: 10,
+            max_connections: 1024,
+            debug_routes: false,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 10,
+            min_connections: 0,
+            connect_timeout_seconds: 5,
+            sqlite_busy_timeout_ms: 5_000,
+            ready_timeout_ms: 1_000,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: None, filter: "info".into() }
+    }
+}
+
+/// How an environment variable's text becomes a TOML value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvKind {
+    /// Taken as is.
+    Text,
+    /// A whole number.
+    Integer,
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+    Boolean,
+    /// Comma-separated text items.
+    List,
+}
+
+/// One `AGENTD_*` variable: its name, the TOML key it sets, how it is parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    /// The variable's name.
+    pub name: &'static str,
+    /// The dotted TOML key it overrides.
+    pub key: &'static str,
+    /// How its text is parsed.
+    pub kind: EnvKind,
+}
+
+const fn var(name: &'static str, key: &'static str, kind: EnvKind) -> EnvVar {
+    EnvVar { name, key, kind }
+}
+
+/// Every environment variable agentd reads, and the key it sets.
+pub const ENV_VARS: &[EnvVar] = &[
+    var("AGENTD_ENV", "env", EnvKind::Text),
+    var("AGENTD_DATA_DIR", "data_dir", EnvKind::Text),
+    var("AGENTD_SECRET_KEY", "secret_key", EnvKind::Text),
+    var("AGENTD_SHUTDOWN_GRACE_SECONDS", "shutdown_grace_seconds", EnvKind::Integer),
+    var("AGENTD_BIND", "http.bind", EnvKind::Text),
+    var("AGENTD_REQUEST_BODY_MAX_BYTES", "http.request_body_max_bytes", EnvKind::Integer),
+    var("AGENTD_REQUEST_TIMEOUT_SECONDS", "http.request_timeout_seconds", EnvKind::Integer),
+    var("AGENTD_HEADER_READ_TIMEOUT_SECONDS", "http.header_read_timeout_seconds", EnvKind::Integer),
+    var("AGENTD_MAX_CONNECTIONS", "http.max_connections", EnvKind::Integer),
+    var("AGENTD_DEBUG_ROUTES", "http.debug_routes", EnvKind::Boolean),
+    var("AGENTD_DATABASE_URL", "database.url", EnvKind::Text),
+    var("AGENTD_DATABASE_MAX_CONNECTIONS", "database.max_connections", EnvKind::Integer),
+    var("AGENTD_DATABASE_MIN_CONNECTIONS", "database.min_connections", EnvKind::Integer),
+    var(
+        "AGENTD_DATABASE_CONNECT_TIMEOUT_SECONDS",
+        "database.connect_timeout_seconds",
+        EnvKind::Integer,
+    ),
+    var("AGENTD_DATABASE_BUSY_TIMEOUT_MS", "database.sqlite_busy_timeout_ms", EnvKind::Integer),
+    var("AGENTD_READY_TIMEOUT_MS", "database.ready_timeout_ms", EnvKind::Integer),
+    var("AGENTD_LOG_FORMAT", "log.format", EnvKind::Text),
+    var("AGENTD_LOG", "log.filter", EnvKind::Text),
+];
+
+/// Variables with the `AGENTD_` prefix that agentd itself does not read, and so does not warn
+/// about: the config file path (read by the CLI) and those the test suite uses.
+const NOT_SETTINGS: &[&str] = &["AGENTD_CONFIG"];
+const NOT_SETTINGS_PREFIXES: &[&str] = &["AGENTD_TEST_"];
+
+/// Values that must never be used as a production secret key.
+const PLACEHOLDER_SECRETS: &[&str] = &[
+    "changeme",
+    "change-me",
+    "change_me",
+    "changethis",
+    "secret",
+    "secret-key",
+    "your-secret-key",
+    "your_secret_key",
+    "supersecret",
+    "development",
+    "insecure",
+    "password",
+    "default",
+    "example",
+    "test",
+    "xxx",
+];
+
+/// The secret key's minimum length in production, in bytes.
+pub const MIN_SECRET_KEY_BYTES: usize = 32;
+
+/// A configuration problem, naming the offending key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    /// The environment variable (and TOML key) at fault, e.g. `AGENTD_BIND (http.bind)`, or the
+    /// config file path when the file itself is unreadable.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+
+    /// An error about the setting at a dotted TOML key, named by its environment variable too.
+    fn at_key(key: &str, message: impl Into<String>) -> Self {
+        Self::new(describe_key(key), message)
+    }
+}
+
+/// `AGENTD_BIND (http.bind)` for a key that has a variable, the key alone otherwise.
+fn describe_key(key: &str) -> String {
+    ENV_VARS
+        .iter()
+        .find(|v| v.key == key)
+        .map_or_else(|| key.to_owned(), |v| format!("{} ({})", v.name, v.key))
+}
+
+/// Settings as loaded, with what the loader noticed along the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The settings.
+    pub settings: Settings,
+    /// `AGENTD_*` variables that were set but are not settings (probably typos).
+    pub unknown_env: Vec<String>,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if given), then the `AGENTD_*` entries of `env`, and
+    /// validates the result.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first offending key.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        let mut table = match file {
+            Some(path) => read_file(path)?,
+            None => toml::Table::new(),
+        };
+        let mut unknown_env = Vec::new();
+        for (name, value) in env {
+            if !name.starts_with("AGENTD_") {
+                continue;
+            }
+            match ENV_VARS.iter().find(|v| v.name == name) {
+                Some(var) => set_key(&mut table, var.key, env_value(var, &value)?),
+                None => {
+                    let ignored = NOT_SETTINGS.contains(&name.as_str())
+                        || NOT_SETTINGS_PREFIXES.iter().any(|p| name.starts_with(p));
+                    if !ignored {
+                        unknown_env.push(name);
+                    }
+                }
+            }
+        }
+        unknown_env.sort();
+        let settings = Self::from_table(table)?;
+        settings.validate()?;
+        Ok(Loaded { settings, unknown_env })
+    }
+
+    fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
+        serde_path_to_error::deserialize(table).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.into_inner().message().to_owned();
+            ConfigError::at_key(&key, message)
+        })
+    }
+
+    /// Checks the rules that span fields or depend on the environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.env == Environment::Production {
+            check_production_secret(self.secret_key.as_ref())?;
+            if self.http.debug_routes {
+                return Err(ConfigError::at_key(
+                    "http.debug_routes",
+                    "debug routes are refused when AGENTD_ENV=production",
+                ));
+            }
+        }
+        if let Some(url) = &self.database.url
+            && Backend::from_url(url.expose_secret()).is_none()
+        {
+            return Err(ConfigError::at_key(
+                "database.url",
+                "must start with sqlite:// or postgres:// (or postgresql://)",
+            ));
+        }
+        let positive: [(&str, u64); 6] = [
+            ("http.request_body_max_bytes", self.http.request_body_max_bytes as u64),
+            ("http.request_timeout_seconds", self.http.request_timeout_seconds),
+            ("http.header_read_timeout_seconds", self.http.header_read_timeout_seconds),
+            ("http.max_connections", self.http.max_connections as u64),
+            ("database.max_connections", u64::from(self.database.max_connections)),
+            ("database.connect_timeout_seconds", self.database.connect_timeout_seconds),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::at_key(key, "must be greater than 0"));
+        }
+        if self.database.ready_timeout_ms == 0 {
+            return Err(ConfigError::at_key("database.ready_timeout_ms", "must be greater than 0"));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
+            return Err(ConfigError::at_key("log.filter", e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The log format: as configured, else JSON in production and pretty elsewhere.
+    #[must_use]
+    pub fn log_format(&self) -> LogFormat {
+        self.log.format.unwrap_or(match self.env {
+            Environment::Production => LogFormat::Json,
+            Environment::Development | Environment::Staging => LogFormat::Pretty,
+        })
+    }
+
+    /// The database URL: as configured, else the SQLite file `agentd.db` in the data dir.
+    #[must_use]
+    pub fn database_url(&self) -> SecretString {
+        self.database.url.clone().unwrap_or_else(|| {
+            let path = self.data_dir.join("agentd.db");
+            SecretString::from(format!("sqlite://{}", path.display()))
+        })
+    }
+
+    /// The options the store opens the database with.
+    #[must_use]
+    pub fn database_options(&self) -> DatabaseOptions {
+        DatabaseOptions {
+            url: self.database_url(),
+            max_connections: self.database.max_connections,
+            min_connections: self.database.min_connections,
+            connect_timeout: Duration::from_secs(self.database.connect_timeout_seconds),
+            sqlite_busy_timeout: Duration::from_millis(self.database.sqlite_busy_timeout_ms),
+        }
+    }
+
+    /// The effective configuration as TOML, every secret redacted: what `agentd config check`
+    /// prints.
+    ///
+    /// # Errors
+    /// Only if serialisation fails, which would be a bug.
+    pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let key = format!("config file {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(&key, e.to_string()))?;
+    text.parse::<toml::Table>().map_err(|e| ConfigError::new(&key, e.to_string()))
+}
+
+fn env_value(var: &EnvVar, raw: &str) -> Result<toml::Value, ConfigError> {
+    let bad = |expected: &str| {
+        ConfigError::new(describe_key(var.key), format!("expected {expected}, got {raw:?}"))
+    };
+    Ok(match var.kind {
+        EnvKind::Text => toml::Value::String(raw.to_owned()),
+        EnvKind::Integer => {
+            toml::Value::Integer(raw.trim().parse().map_err(|_| bad("a whole number"))?)
+        }
+        EnvKind::Boolean => toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" | "" => false,
+            _ => return Err(bad("true or false")),
+        }),
+        EnvKind::List => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+    })
+}
+
+/// Sets a dotted key in a TOML table, creating intermediate tables.
+fn set_key(table: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut parts = key.split('.').peekable();
+    let mut current = table;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            current.insert(part.to_owned(), value);
+            return;
+        }
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else { return };
+        current = next;
+    }
+}
+
+fn check_production_secret(secret: Option<&SecretString>) -> Result<(), ConfigError> {
+    let key = describe_key("secret_key");
+    let Some(secret) = secret else {
+        return Err(ConfigError::new(key, "is required when AGENTD_ENV=production"));
+    };
+    let value = secret.expose_secret();
+    if value.len() < MIN_SECRET_KEY_BYTES {
+        return Err(ConfigError::new(
+            key,
+            format!("must be at least {MIN_SECRET_KEY_BYTES} bytes when AGENTD_ENV=production"),
+        ));
+    }
+    if is_placeholder(value) {
+        return Err(ConfigError::new(
+            key,
+            "is a placeholder value; generate one with `openssl rand -hex 32`",
+        ));
+    }
+    Ok(())
+}
+
+/// A known placeholder, a placeholder repeated to length, or a single repeated character.
+fn is_placeholder(value: &str) -> bool {
+    let lower = value.trim().to_ascii_lowercase();
+    let single_char = lower.chars().next().is_some_and(|c| lower.chars().all(|d| d == c));
+    single_char
+        || PLACEHOLDER_SECRETS.iter().any(|p| {
+            let stripped = lower.replace(p, "");
+            stripped.chars().all(|c| !c.is_ascii_alphanumeric())
+        })
+}
+
+fn redact_secret<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("[redacted]"),
+        None => s.serialize_none(),
+    }
+}
+
+/// A database URL with its password (if any) replaced.
+fn redact_url<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(url) => s.serialize_str(&redacted_url(url.expose_secret())),
+        None => s.serialize_none(),
+    }
+}
+
+/// `postgres://user:[redacted]@host/db` for a URL with a password; other URLs unchanged.
+#[must_use]
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("[redacted]"));
+            parsed.to_string().replace("%5Bredacted%5D", "[redacted]")
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "[unparseable URL redacted]".to_owned(),
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Development => "development",
+            Self::Staging => "staging",
+            Self::Production => "production",
+        })
+    }
+}
+
+/// The settings as a flat map of dotted keys to redacted values, for tests and diagnostics.
+#[must_use]
+pub fn flatten(settings: &Settings) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_owned(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if let Ok(value) = toml::Value::try_from(settings) {
+        walk("", &value, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load(None, env(pairs)).map(|l| l.settings)
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./agentd-data"));
+        assert_eq!(s.env, Environment::Development);
+        assert_eq!(s.http.request_body_max_bytes, 1_048_576);
+        assert_eq!(s.shutdown_grace_seconds, 30);
+        assert_eq!(s.log_format(), LogFormat::Pretty);
+        assert_eq!(s.database_url().expose_secret(), "sqlite://./agentd-data/agentd.db");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agentd.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/agentd\"\n[http]\nbind = \"0.0.0.0:9000\"\nrequest_timeout_seconds = 5\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path), env(&[("AGENTD_BIND", "127.0.0.1:9100")]))
+            .unwrap()
+            .settings;
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1:9100");
+        assert_eq!(s.data_dir, PathBuf::from("/srv/agentd"));
+        assert_eq!(s.http.request_timeout_seconds, 5);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = load(&[("AGENTD_BIND", "not-an-address")]).unwrap_err();
+        assert_eq!(err.key, "AGENTD_BIND (http.bind)");
+        let err = load(&[("AGENTD_REQUEST_BODY_MAX_BYTES", "lots")]).unwrap_err();
+        assert_eq!(err.key, "AGENTD_REQUEST_BODY_MAX_BYTES (http.request_body_max_bytes)");
+        let err = load(&[("AGENTD_ENV", "prod")]).unwrap_err();
+        assert_eq!(err.key, "AGENTD_ENV (env)");
+        let err = load(&[("AGENTD_LOG", "info,[[[")]).unwrap_err();
+        assert_eq!(err.key, "AGENTD_LOG (log.filter)");
+        let err = load(&[("AGENTD_DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(err.key, "AGENTD_DATABASE_URL (database.url)");
+    }
+
+    #[test]
+    fn an_unknown_file_key_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agentd.toml");
+        std::fs::write(&path, "[http]\nbnid = \"0.0.0.0:9000\"\n").unwrap();
+        let err = Settings::load(Some(&path), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("bnid"), "{err}");
+    }
+
+    #[test]
+    fn unknown_agentd_variables_are_reported() {
+        let loaded =
+            Settings::load(None, env(&[("AGENTD_BNID", "x"), ("AGENTD_TEST_DATABASE_URL", "y")]))
+                .unwrap();
+        assert_eq!(loaded.unknown_env, vec!["AGENTD_BNID".to_owned()]);
+    }
+
+    #[test]
+    fn production_requires_a_real_secret_key() {
+        for secret in [None, Some("short"), Some(&*"changeme".repeat(5)), Some(&*"a".repeat(40))] {
+            let mut pairs = vec![("AGENTD_ENV", "production")];
+            if let Some(s) = secret {
+                pairs.push(("AGENTD_SECRET_KEY", s));
+            }
+            let err = load(&pairs).unwrap_err();
+            assert!(err.to_string().contains("AGENTD_SECRET_KEY"), "{secret:?}: {err}");
+        }
+        let good = "3f9c2b7d1e8a4c6f0b5d9e2a7c1f4b8d3e6a9c2f5b8e1d4a";
+        let s = load(&[("AGENTD_ENV", "production"), ("AGENTD_SECRET_KEY", good)]).unwrap();
+        assert_eq!(s.log_format(), LogFormat::Json);
+    }
+
+    #[test]
+    fn production_refuses_debug_routes() {
+        let good = "3f9c2b7d1e8a4c6f0b5d9e2a7c1f4b8d3e6a9c2f5b8e1d4a";
+        let err = load(&[
+            ("AGENTD_ENV", "production"),
+            ("AGENTD_SECRET_KEY", good),
+            ("AGENTD_DEBUG_ROUTES", "true"),
+        ])
+        .unwrap_err();
+        assert!(err.key.starts_with("AGENTD_DEBUG_ROUTES"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_the_printed_configuration() {
+        let s = load(&[
+            ("AGENTD_SECRET_KEY", "very-secret-value-0123456789abcdef"),
+            ("AGENTD_DATABASE_URL", "postgres://agentd:hunter2@db.internal:5432/agentd"),
+        ])
+        .unwrap();
+        let printed = s.to_redacted_toml().unwrap();
+        assert!(!printed.contains("very-secret-value"), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("postgres://agentd:[redacted]@db.internal:5432/agentd"));
+        let flat = flatten(&s);
+        assert_eq!(flat.get("secret_key").map(String::as_str), Some("\"[redacted]\""));
+    }
+
+    #[test]
+    fn every_variable_maps_to_a_real_key() {
+        let flat_keys: Vec<String> = {
+            let s = Settings {
+                secret_key: Some(SecretString::from("x")),
+                database: DatabaseSettings {
+                    url: Some(SecretString::from("sqlite://x")),
+                    ..DatabaseSettings::default()
+                },
+                log: LogSettings { format: Some(LogFormat::Json), ..LogSettings::default() },
+                ..Settings::default()
+            };
+            flatten(&s).into_keys().collect()
+        };
+        for var in ENV_VARS {
+            assert!(flat_keys.iter().any(|k| k == var.key), "{} -> {}", var.name, var.key);
+        }
+    }
+}

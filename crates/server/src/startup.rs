@@ -1,0 +1,293 @@
+//! Building the application from settings and serving it until stopped.
+//!
+//! The accept loop is our own rather than `axum::serve`, which has neither a header-read timeout
+//! (a slowloris client holds a connection forever) nor a connection cap. Each connection is
+//! served by hyper's auto (HTTP/1.1 + HTTP/2) builder with a header-read timeout; a semaphore caps
+//! concurrent connections (excess clients wait in the kernel's accept queue); and hyper-util's
+//! graceful shutdown lets in-flight requests finish when a stop is requested.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentd_api::{ApiConfig, AppState, Lifecycle};
+use agentd_store::Database;
+use anyhow::Context as _;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{Environment, Settings, redacted_url};
+
+/// A built, bound application, ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: axum::Router,
+    lifecycle: Arc<Lifecycle>,
+    database: Database,
+    settings: Arc<Settings>,
+    shutdown: CancellationToken,
+}
+
+/// Why the application could not start. Each variant is one clear line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be reached or opened.
+    #[error("cannot open the database at {url}: {reason}")]
+    Database {
+        /// The URL, password redacted.
+        url: String,
+        /// The failure and its causes.
+        reason: String,
+    },
+    /// The migrations failed.
+    #[error("cannot migrate the database at {url}: {reason}")]
+    Migrate {
+        /// The URL, password redacted.
+        url: String,
+        /// The failure and its causes.
+        reason: String,
+    },
+    /// The listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The error and all its causes on one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
+
+/// Opens the database the settings name, creating the data directory for the default SQLite
+/// file, and applies pending migrations.
+///
+/// # Errors
+/// A [`StartupError`] describing what failed.
+pub async fn open_database(settings: &Settings) -> Result<Database, StartupError> {
+    if settings.database.url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+    }
+    let options = settings.database_options();
+    let url = redacted_url(options.url.expose_secret());
+    let database = Database::connect(&options)
+        .await
+        .map_err(|e| StartupError::Database { url: url.clone(), reason: chain(&e) })?;
+    database.migrate().await.map_err(|e| StartupError::Migrate { url, reason: chain(&e) })?;
+    Ok(database)
+}
+
+/// The secret key in effect: the configured one, or in development and staging a random one for
+/// this process, with a warning (production never gets here without a key: validation refuses).
+#[must_use]
+pub fn effective_secret_key(settings: &Settings) -> SecretString {
+    if let Some(key) = &settings.secret_key {
+        return key.clone();
+    }
+    if settings.env != Environment::Production {
+        tracing::warn!(
+            "AGENTD_SECRET_KEY is not set: using a random key for this process; sessions and \
+             tokens will not survive a restart"
+        );
+    }
+    let bytes: [u8; 32] = rand::random();
+    SecretString::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+impl Application {
+    /// Opens (and migrates) the database, builds the router, and binds the listener.
+    ///
+    /// # Errors
+    /// A [`StartupError`] when the database is unreachable or the address cannot be bound.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let database = open_database(&settings).await?;
+        let _secret_key = effective_secret_key(&settings);
+        let lifecycle = Arc::new(Lifecycle::default());
+        let state = AppState {
+            store: database.store(),
+            lifecycle: lifecycle.clone(),
+            config: Arc::new(ApiConfig {
+                body_limit: settings.http.request_body_max_bytes,
+                request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),
+                ready_timeout: Duration::from_millis(settings.database.ready_timeout_ms),
+                debug_routes: settings.http.debug_routes,
+            }),
+        };
+        let router = agentd_api::router(state);
+        let addr = settings.http.bind;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            local_addr,
+            router,
+            lifecycle,
+            database,
+            settings: Arc::new(settings),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    #[must_use]
+    pub const fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Cancelling this token stops the server gracefully.
+    #[must_use]
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains: readiness turns 503, no new
+    /// connections are accepted, in-flight requests get up to the grace period to finish.
+    ///
+    /// # Errors
+    /// Only for failures that make serving impossible.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { listener, local_addr, router, lifecycle, database, settings, shutdown } = self;
+        tracing::info!(
+            address = %local_addr,
+            env = %settings.env,
+            database = database.backend().as_str(),
+            version = agentd_api::health::VERSION,
+            "agentd is serving"
+        );
+
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(settings.http.header_read_timeout_seconds));
+        builder.http2().timer(TokioTimer::new());
+        let builder = Arc::new(builder);
+        let graceful = GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(settings.http.max_connections));
+
+        loop {
+            let permit = tokio::select! {
+                () = shutdown.cancelled() => break,
+                permit = connections.clone().acquire_owned() => {
+                    permit.context("the connection semaphore closed")?
+                }
+            };
+            let (stream, remote) = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+            let service = tower::ServiceExt::map_request(
+                router.clone(),
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(remote));
+                    request
+                },
+            );
+            let connection = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                )
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
+
+        lifecycle.start_draining();
+        drop(listener);
+        let grace = Duration::from_secs(settings.shutdown_grace_seconds);
+        tracing::info!(grace_seconds = grace.as_secs(), "stopping: draining in-flight requests");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!("grace period over: closing the remaining connections");
+            }
+        }
+        database.close().await;
+        tracing::info!("agentd stopped");
+        Ok(())
+    }
+}
+
+/// Resolves when the process receives SIGTERM or SIGINT.
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+pub async fn stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "stop requested"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "stop requested"),
+    }
+    Ok(())
+}
+
+/// `agentd serve`: build, serve, and stop gracefully on SIGTERM or SIGINT.
+///
+/// # Errors
+/// Startup failures, and failures that make serving impossible.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let token = app.shutdown_token();
+    let signals = tokio::spawn(async move {
+        match stop_signal().await {
+            Ok(()) => token.cancel(),
+            Err(err) => tracing::error!(error = %err, "cannot listen for stop signals"),
+        }
+    });
+    let result = app.run_until_stopped().await;
+    signals.abort();
+    result
+}

@@ -1,0 +1,157 @@
+//! Test helpers shared by every crate's tests.
+//!
+//! - [`spawn_app`]: the real server, in-process, on a random port of 127.0.0.1 with a fresh
+//!   database, driven over a real socket.
+//! - [`TestDatabase`]: a fresh SQLite file, or a fresh PostgreSQL schema when
+//!   `AGENTD_TEST_DATABASE_URL` is set, for the store contract suite.
+//! - [`process`]: the `agentd` binary as a child process, with its log lines captured.
+//! - [`postgres`]: a throwaway PostgreSQL cluster the tests may stop and start.
+//!
+//! Helpers panic on failure: a broken fixture should fail the test loudly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+pub mod postgres;
+pub mod process;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use agentd_server::{Application, Settings};
+use agentd_store::{Backend, Database};
+use secrecy::SecretString;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The variable that points the PostgreSQL variants of the tests at a server:
+/// `postgres://user@host:port/db` of a role allowed to create schemas.
+pub const TEST_DATABASE_URL_VAR: &str = "AGENTD_TEST_DATABASE_URL";
+
+/// The PostgreSQL URL for tests, if configured.
+#[must_use]
+pub fn postgres_url() -> Option<String> {
+    std::env::var(TEST_DATABASE_URL_VAR).ok().filter(|s| !s.is_empty())
+}
+
+/// A fresh, empty database for one test: a new SQLite file, or a new schema on the test
+/// PostgreSQL server (dropped when this value is dropped).
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// The URL to open it with.
+    pub url: String,
+    /// Which backend.
+    pub backend: Backend,
+    _dir: Option<TempDir>,
+    _schema: Option<postgres::Schema>,
+}
+
+impl TestDatabase {
+    /// A new SQLite database in a temporary directory.
+    #[must_use]
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("agentd.db").display());
+        Self { url, backend: Backend::Sqlite, _dir: Some(dir), _schema: None }
+    }
+
+    /// A new schema on the server named by `AGENTD_TEST_DATABASE_URL`, or `None` when the
+    /// variable is unset.
+    pub async fn postgres() -> Option<Self> {
+        let admin = postgres_url()?;
+        let schema = postgres::Schema::create(&admin).await;
+        Some(Self {
+            url: schema.url().to_owned(),
+            backend: Backend::Postgres,
+            _dir: None,
+            _schema: Some(schema),
+        })
+    }
+
+    /// A fresh database of the given backend (`None` for PostgreSQL when not configured).
+    pub async fn of(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::sqlite()),
+            Backend::Postgres => Self::postgres().await,
+        }
+    }
+
+    /// Opens and migrates it.
+    pub async fn open(&self) -> Database {
+        let mut settings = Settings::default();
+        settings.database.url = Some(SecretString::from(self.url.clone()));
+        agentd_server::open_database(&settings).await.unwrap()
+    }
+}
+
+/// A server running in this process.
+#[derive(Debug)]
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// A client with no default headers and a 30 s timeout.
+    pub client: reqwest::Client,
+    /// The database it uses.
+    pub database: TestDatabase,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    _data_dir: TempDir,
+}
+
+impl TestApp {
+    /// `http://127.0.0.1:port` + `path`.
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server gracefully and waits for it to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        match self.handle.take() {
+            Some(handle) => handle.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Settings for a test server: port 0 on loopback, a temporary data dir, debug routes on.
+#[must_use]
+pub fn test_settings(data_dir: PathBuf, database_url: &str) -> Settings {
+    let mut settings = Settings::default();
+    settings.http.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.http.debug_routes = true;
+    settings.data_dir = data_dir;
+    settings.database.url = Some(SecretString::from(database_url.to_owned()));
+    settings.shutdown_grace_seconds = 5;
+    settings
+}
+
+/// Starts the server with a fresh SQLite database and default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestDatabase::sqlite(), |_| {}).await
+}
+
+/// Starts the server on `database`, after `configure` adjusts the test settings.
+pub async fn spawn_app_with(
+    database: TestDatabase,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(data_dir.path().to_path_buf(), &database.url);
+    configure(&mut settings);
+    settings.validate().unwrap();
+    let app = Application::build(settings).await.unwrap();
+    let addr = app.local_addr();
+    let shutdown = app.shutdown_token();
+    let handle = tokio::spawn(app.run_until_stopped());
+    let client =
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap();
+    TestApp { addr, client, database, shutdown, handle: Some(handle), _data_dir: data_dir }
+}
