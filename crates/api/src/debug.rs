@@ -35,6 +35,7 @@ struct Slept {
 
 async fn sleep(ApiQuery(q): ApiQuery<SleepQuery>) -> ApiJson<Slept> {
     let ms = q.ms.min(60_000);
+    tracing::info!(ms, "debug sleep started");
     tokio::time::sleep(Duration::from_millis(ms)).await;
     ApiJson(Slept { slept_ms: ms })
 }

@@ -39,10 +39,12 @@ pub use state::{ApiConfig, AppState, Lifecycle};
 
 /// The OpenAPI document and the routes it describes.
 fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, mut spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
-        .split_for_parts()
+        .split_for_parts();
+    openapi::add_common_errors(&mut spec);
+    (router, spec)
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

@@ -2,8 +2,8 @@
 //! operation can produce, added in one place so that no operation can forget them.
 
 use agentd_protocol::ErrorEnvelope;
+use utoipa::OpenApi;
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
-use utoipa::{Modify, OpenApi};
 
 /// The document's fixed parts.
 #[derive(Debug, OpenApi)]
@@ -14,46 +14,41 @@ use utoipa::{Modify, OpenApi};
             the envelope `{\"error\": {\"type\", \"message\", \"request_id\", \"details\"?}}`.",
     ),
     components(schemas(ErrorEnvelope)),
-    modifiers(&CommonErrors),
     tags((name = "health", description = "Liveness and readiness")),
 )]
 pub struct ApiDoc;
 
-/// Adds the responses any operation may give to every operation that does not already list them.
-struct CommonErrors;
-
-impl Modify for CommonErrors {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let common: &[(&str, &str)] = &[
-            ("429", "Rate limit exceeded (`rate_limit_exceeded`); see `Retry-After`."),
-            ("500", "agentd failed (`internal_error`); the message carries no internals."),
-            ("503", "agentd or a dependency is unavailable (`service_unavailable`)."),
-            ("504", "The request took longer than the per-request deadline (`timeout`)."),
-        ];
-        let with_body: &[(&str, &str)] = &[
-            ("408", "The request body took too long to arrive (`timeout`)."),
-            ("413", "The request body is larger than allowed (`payload_too_large`)."),
-            ("415", "The body is not `application/json` (`unsupported_media_type`)."),
-            (
-                "422",
-                "The body failed validation (`validation_error`); `details` lists each \
-                problem with the path of the field.",
-            ),
-        ];
-        for item in openapi.paths.paths.values_mut() {
-            for op in
-                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
-                    .into_iter()
-                    .flatten()
-            {
-                let has_body = op.request_body.is_some();
-                let extra = common.iter().chain(if has_body { with_body } else { &[] });
-                for (status, description) in extra {
-                    op.responses
-                        .responses
-                        .entry((*status).to_owned())
-                        .or_insert_with(|| error_response(description));
-                }
+/// Adds the error responses any operation may give to every operation that does not already list
+/// them. Runs on the finished document, once the routes' paths are in it.
+pub(crate) fn add_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    let common: &[(&str, &str)] = &[
+        ("429", "Rate limit exceeded (`rate_limit_exceeded`); see `Retry-After`."),
+        ("500", "agentd failed (`internal_error`); the message carries no internals."),
+        ("503", "agentd or a dependency is unavailable (`service_unavailable`)."),
+        ("504", "The request took longer than the per-request deadline (`timeout`)."),
+    ];
+    let with_body: &[(&str, &str)] = &[
+        ("408", "The request body took too long to arrive (`timeout`)."),
+        ("413", "The request body is larger than allowed (`payload_too_large`)."),
+        ("415", "The body is not `application/json` (`unsupported_media_type`)."),
+        (
+            "422",
+            "The body failed validation (`validation_error`); `details` lists each \
+            problem with the path of the field.",
+        ),
+    ];
+    for item in openapi.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
+            .into_iter()
+            .flatten()
+        {
+            let has_body = op.request_body.is_some();
+            let extra = common.iter().chain(if has_body { with_body } else { &[] });
+            for (status, description) in extra {
+                op.responses
+                    .responses
+                    .entry((*status).to_owned())
+                    .or_insert_with(|| error_response(description));
             }
         }
     }

@@ -158,27 +158,36 @@ impl ErrorDetail {
 mod tests {
     use super::*;
 
+    const ALL: [ErrorType; 13] = [
+        ErrorType::BadRequest,
+        ErrorType::Unauthorized,
+        ErrorType::Forbidden,
+        ErrorType::NotFound,
+        ErrorType::MethodNotAllowed,
+        ErrorType::Timeout,
+        ErrorType::Conflict,
+        ErrorType::PayloadTooLarge,
+        ErrorType::UnsupportedMediaType,
+        ErrorType::ValidationError,
+        ErrorType::RateLimitExceeded,
+        ErrorType::InternalError,
+        ErrorType::ServiceUnavailable,
+    ];
+
     #[test]
     fn every_type_round_trips_through_its_status() {
-        let all = [
-            ErrorType::BadRequest,
-            ErrorType::Unauthorized,
-            ErrorType::Forbidden,
-            ErrorType::NotFound,
-            ErrorType::MethodNotAllowed,
-            ErrorType::Timeout,
-            ErrorType::Conflict,
-            ErrorType::PayloadTooLarge,
-            ErrorType::UnsupportedMediaType,
-            ErrorType::ValidationError,
-            ErrorType::RateLimitExceeded,
-            ErrorType::InternalError,
-            ErrorType::ServiceUnavailable,
-        ];
-        for t in all {
+        for t in ALL {
             assert_eq!(ErrorType::from_http_status(t.http_status()), t, "{t}");
             let json = serde_json::to_value(t).unwrap_or_default();
             assert_eq!(json.as_str(), Some(t.as_str()));
+        }
+    }
+
+    #[test]
+    fn every_type_is_documented() {
+        let doc = include_str!("../../../docs/api-errors.md");
+        for t in ALL {
+            assert!(doc.contains(&format!("| `{t}` |")), "docs/api-errors.md lacks {t}");
         }
     }
 

@@ -52,6 +52,9 @@ pub struct Settings {
     pub secret_key: Option<SecretString>,
     /// `AGENTD_SHUTDOWN_GRACE_SECONDS`: how long in-flight requests may take after a stop signal.
     pub shutdown_grace_seconds: u64,
+    /// `AGENTD_SHUTDOWN_DELAY_SECONDS`: after a stop signal, how long to keep accepting requests
+    /// while readiness answers 503, so that load balancers stop routing here first.
+    pub shutdown_delay_seconds: u64,
     /// The HTTP server.
     pub http: HttpSettings,
     /// The database.
@@ -114,6 +117,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./agentd-data"),
             secret_key: None,
             shutdown_grace_seconds: 30,
+            shutdown_delay_seconds: 0,
             http: HttpSettings::default(),
             database: DatabaseSettings::default(),
             log: LogSettings::default(),
@@ -187,6 +191,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("AGENTD_DATA_DIR", "data_dir", EnvKind::Text),
     var("AGENTD_SECRET_KEY", "secret_key", EnvKind::Text),
     var("AGENTD_SHUTDOWN_GRACE_SECONDS", "shutdown_grace_seconds", EnvKind::Integer),
+    var("AGENTD_SHUTDOWN_DELAY_SECONDS", "shutdown_delay_seconds", EnvKind::Integer),
     var("AGENTD_BIND", "http.bind", EnvKind::Text),
     var("AGENTD_REQUEST_BODY_MAX_BYTES", "http.request_body_max_bytes", EnvKind::Integer),
     var("AGENTD_REQUEST_TIMEOUT_SECONDS", "http.request_timeout_seconds", EnvKind::Integer),
@@ -673,6 +678,20 @@ mod tests {
         };
         for var in ENV_VARS {
             assert!(flat_keys.iter().any(|k| k == var.key), "{} -> {}", var.name, var.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod docs_tests {
+    use super::ENV_VARS;
+
+    #[test]
+    fn every_variable_is_documented_with_its_key() {
+        let doc = include_str!("../../../docs/configuration.md");
+        for var in ENV_VARS {
+            let row = format!("| `{}` | `{}` |", var.name, var.key);
+            assert!(doc.contains(&row), "docs/configuration.md lacks the row for {}", var.name);
         }
     }
 }

@@ -174,8 +174,10 @@ impl Application {
         self.shutdown.clone()
     }
 
-    /// Serves until the shutdown token is cancelled, then drains: readiness turns 503, no new
-    /// connections are accepted, in-flight requests get up to the grace period to finish.
+    /// Serves until the shutdown token is cancelled, then drains: readiness turns 503 (new
+    /// connections are still accepted for `shutdown_delay_seconds`, so that load balancers see
+    /// it), then no new connections are accepted and in-flight requests get up to the grace
+    /// period to finish.
     ///
     /// # Errors
     /// Only for failures that make serving impossible.
@@ -195,55 +197,26 @@ impl Application {
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(settings.http.header_read_timeout_seconds));
         builder.http2().timer(TokioTimer::new());
-        let builder = Arc::new(builder);
-        let graceful = GracefulShutdown::new();
-        let connections = Arc::new(Semaphore::new(settings.http.max_connections));
+        let server = Server {
+            listener,
+            router,
+            builder: Arc::new(builder),
+            graceful: GracefulShutdown::new(),
+            first_byte_timeout: Duration::from_secs(settings.http.header_read_timeout_seconds),
+            connections: Arc::new(Semaphore::new(settings.http.max_connections)),
+        };
 
-        loop {
-            let permit = tokio::select! {
-                () = shutdown.cancelled() => break,
-                permit = connections.clone().acquire_owned() => {
-                    permit.context("the connection semaphore closed")?
-                }
-            };
-            let (stream, remote) = tokio::select! {
-                () = shutdown.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(err) => {
-                        // Out of file descriptors and similar: back off instead of spinning.
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::debug!(error = %err, "could not set TCP_NODELAY");
-            }
-            let service = tower::ServiceExt::map_request(
-                router.clone(),
-                move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(remote));
-                    request
-                },
-            );
-            let connection = builder
-                .serve_connection_with_upgrades(
-                    TokioIo::new(stream),
-                    TowerToHyperService::new(service),
-                )
-                .into_owned();
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(err) = connection.await {
-                    tracing::debug!(error = %err, "connection ended with an error");
-                }
-                drop(permit);
-            });
-        }
-
+        server.accept_until(shutdown.cancelled()).await?;
         lifecycle.start_draining();
+        let delay = Duration::from_secs(settings.shutdown_delay_seconds);
+        if !delay.is_zero() {
+            tracing::info!(
+                delay_seconds = delay.as_secs(),
+                "stopping: readiness is 503; still accepting while load balancers catch up"
+            );
+            server.accept_until(tokio::time::sleep(delay)).await?;
+        }
+        let Server { listener, graceful, .. } = server;
         drop(listener);
         let grace = Duration::from_secs(settings.shutdown_grace_seconds);
         tracing::info!(grace_seconds = grace.as_secs(), "stopping: draining in-flight requests");
@@ -259,19 +232,104 @@ impl Application {
     }
 }
 
-/// Resolves when the process receives SIGTERM or SIGINT.
-///
-/// # Errors
-/// When the signal handlers cannot be installed.
-pub async fn stop_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "stop requested"),
-        _ = int.recv() => tracing::info!(signal = "SIGINT", "stop requested"),
+/// The listening half of the application: accepts connections and serves each on its own task.
+struct Server {
+    listener: TcpListener,
+    router: axum::Router,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: GracefulShutdown,
+    first_byte_timeout: Duration,
+    connections: Arc<Semaphore>,
+}
+
+impl Server {
+    /// Accepts and serves connections until `stop` resolves.
+    async fn accept_until(
+        &self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(stop);
+        loop {
+            let permit = tokio::select! {
+                () = &mut stop => return Ok(()),
+                permit = self.connections.clone().acquire_owned() => {
+                    permit.context("the connection semaphore closed")?
+                }
+            };
+            let (stream, remote) = tokio::select! {
+                () = &mut stop => return Ok(()),
+                accepted = self.listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+            let service = tower::ServiceExt::map_request(
+                self.router.clone(),
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(remote));
+                    request
+                },
+            );
+            let builder = self.builder.clone();
+            let watcher = self.graceful.watcher();
+            let first_byte_timeout = self.first_byte_timeout;
+            tokio::spawn(async move {
+                // hyper's header-read timeout starts once it knows the protocol, which it learns
+                // from the first bytes: a client that sends nothing at all is dropped here.
+                let mut probe = [0u8; 1];
+                match tokio::time::timeout(first_byte_timeout, stream.peek(&mut probe)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                }
+                let connection = builder.serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                );
+                if let Err(err) = watcher.watch(connection).await {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
     }
-    Ok(())
+}
+
+/// SIGTERM and SIGINT handlers, installed before the server announces itself so that a stop
+/// signal sent as soon as it is up is never lost (or fatal, as the default action would be).
+#[derive(Debug)]
+pub struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers.
+    ///
+    /// # Errors
+    /// When a handler cannot be installed.
+    pub fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    /// Resolves at the first SIGTERM or SIGINT.
+    pub async fn recv(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!(signal = "SIGTERM", "stop requested"),
+            _ = self.int.recv() => tracing::info!(signal = "SIGINT", "stop requested"),
+        }
+    }
 }
 
 /// `agentd serve`: build, serve, and stop gracefully on SIGTERM or SIGINT.
@@ -279,15 +337,14 @@ pub async fn stop_signal() -> anyhow::Result<()> {
 /// # Errors
 /// Startup failures, and failures that make serving impossible.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let signals = StopSignals::install()?;
     let app = Application::build(settings).await?;
     let token = app.shutdown_token();
-    let signals = tokio::spawn(async move {
-        match stop_signal().await {
-            Ok(()) => token.cancel(),
-            Err(err) => tracing::error!(error = %err, "cannot listen for stop signals"),
-        }
+    let watcher = tokio::spawn(async move {
+        signals.recv().await;
+        token.cancel();
     });
     let result = app.run_until_stopped().await;
-    signals.abort();
+    watcher.abort();
     result
 }
