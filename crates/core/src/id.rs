@@ -72,6 +72,14 @@ define_id!(
     /// Identifies a project.
     ProjectId
 );
+define_id!(
+    /// Identifies a signed-in session (a refresh-token family).
+    SessionId
+);
+define_id!(
+    /// Identifies an API key.
+    ApiKeyId
+);
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! not depend on an HTTP framework, a database driver, an HTTP client or process spawning; those
 //! live in the adapter crates and are reached only through the traits defined here.
 
+pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod id;
@@ -15,6 +16,6 @@ pub mod user;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{StoreError, StoreResult};
-pub use id::{ProjectId, UserId};
+pub use id::{ApiKeyId, ProjectId, SessionId, UserId};
 pub use page::{Page, PageRequest};
 pub use store::Store;

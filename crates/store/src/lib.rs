@@ -7,10 +7,13 @@
 //! embedded in the binary. This crate maps every driver error to a `StoreError`: nothing above it
 //! sees `sqlx::Error`.
 
+mod api_keys;
 mod error;
 mod health;
+mod lockouts;
 mod postgres;
 mod projects;
+mod sessions;
 mod sql;
 mod sqlite;
 mod types;
