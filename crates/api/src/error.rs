@@ -22,6 +22,12 @@ pub enum ApiError {
     /// 400: the request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// 401: no valid credentials. The response carries `WWW-Authenticate`.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such resource, or the caller may not know of it.
     #[error("{0}")]
     NotFound(String),
@@ -78,6 +84,8 @@ impl ApiError {
     fn parts(&self) -> (ErrorType, StatusCode, String) {
         match self {
             Self::BadRequest(m) => (ErrorType::BadRequest, StatusCode::BAD_REQUEST, m.clone()),
+            Self::Unauthorized(m) => (ErrorType::Unauthorized, StatusCode::UNAUTHORIZED, m.clone()),
+            Self::Forbidden(m) => (ErrorType::Forbidden, StatusCode::FORBIDDEN, m.clone()),
             Self::NotFound(m) => (ErrorType::NotFound, StatusCode::NOT_FOUND, m.clone()),
             Self::MethodNotAllowed => {
                 (ErrorType::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED, self.to_string())
@@ -106,6 +114,12 @@ impl ApiError {
                 (ErrorType::InternalError, StatusCode::INTERNAL_SERVER_ERROR, self.to_string())
             }
         }
+    }
+}
+
+impl From<agentd_core::auth::Denied> for ApiError {
+    fn from(denied: agentd_core::auth::Denied) -> Self {
+        Self::Forbidden(denied.to_string())
     }
 }
 
@@ -154,8 +168,16 @@ impl IntoResponse for ApiError {
                 (vec![], None)
             }
             Self::Unavailable { details, source, .. } => (details, source),
+            Self::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer realm=\"agentd\""),
+                );
+                (vec![], None)
+            }
             Self::Internal(source) => (vec![], Some(source)),
             Self::BadRequest(_)
+            | Self::Forbidden(_)
             | Self::NotFound(_)
             | Self::MethodNotAllowed
             | Self::RequestTimeout

@@ -61,6 +61,10 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Sign-in, tokens and passwords.
+    pub auth: AuthSettings,
+    /// Rate limits.
+    pub rate_limit: RateLimitSettings,
 }
 
 /// HTTP server settings.
@@ -79,6 +83,70 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// `AGENTD_DEBUG_ROUTES`: serve the `/debug/*` routes (refused in production).
     pub debug_routes: bool,
+    /// `AGENTD_PUBLIC_URL`: the URL clients use; https turns on HSTS and `Secure` cookies.
+    pub public_url: Option<String>,
+    /// `AGENTD_CORS_ORIGINS`: origins allowed to call the API from browsers.
+    pub cors_origins: Vec<String>,
+    /// `AGENTD_CORS_ALLOW_CREDENTIALS`: whether those cross-origin calls may carry cookies.
+    pub cors_allow_credentials: bool,
+    /// `AGENTD_ALLOWED_HOSTS`: `Host` values served; empty serves any.
+    pub allowed_hosts: Vec<String>,
+    /// `AGENTD_TRUSTED_PROXIES`: addresses or networks whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Sign-in, token and password settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `AGENTD_ACCESS_TOKEN_TTL_SECONDS`.
+    pub access_token_ttl_seconds: u64,
+    /// `AGENTD_REFRESH_TOKEN_TTL_DAYS`.
+    pub refresh_token_ttl_days: u64,
+    /// `AGENTD_LOGIN_MAX_FAILURES`: failed sign-ins per account before lock-outs start.
+    pub login_max_failures: u32,
+    /// `AGENTD_PASSWORD_HASH_MEMORY_KIB`: argon2id memory cost.
+    pub password_hash_memory_kib: u32,
+    /// `AGENTD_PASSWORD_HASH_ITERATIONS`: argon2id time cost.
+    pub password_hash_iterations: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_seconds: 900,
+            refresh_token_ttl_days: 30,
+            login_max_failures: 5,
+            password_hash_memory_kib: 19 * 1024,
+            password_hash_iterations: 2,
+        }
+    }
+}
+
+/// Rate-limit settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// `AGENTD_RATE_LIMIT_PER_MINUTE`: requests per client address (0: no limit).
+    pub per_minute: u32,
+    /// `AGENTD_RATE_LIMIT_RUNS_PER_MINUTE`: expensive requests per principal (0: no limit).
+    pub runs_per_minute: u32,
+    /// `AGENTD_REDIS_URL`: share the limits between nodes through this Redis.
+    #[serde(serialize_with = "redact_url")]
+    pub redis_url: Option<SecretString>,
+    /// `AGENTD_REDIS_KEY_PREFIX`: prefix of agentd's Redis keys.
+    pub redis_key_prefix: String,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            per_minute: 600,
+            runs_per_minute: 60,
+            redis_url: None,
+            redis_key_prefix: "agentd:".into(),
+        }
+    }
 }
 
 /// Database settings.
@@ -121,6 +189,8 @@ impl Default for Settings {
             http: HttpSettings::default(),
             database: DatabaseSettings::default(),
             log: LogSettings::default(),
+            auth: AuthSettings::default(),
+            rate_limit: RateLimitSettings::default(),
         }
     }
 }
@@ -134,6 +204,11 @@ impl Default for HttpSettings {
             header_read_timeout_seconds: 10,
             max_connections: 1024,
             debug_routes: false,
+            public_url: None,
+            cors_origins: Vec::new(),
+            cors_allow_credentials: false,
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -198,6 +273,11 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("AGENTD_HEADER_READ_TIMEOUT_SECONDS", "http.header_read_timeout_seconds", EnvKind::Integer),
     var("AGENTD_MAX_CONNECTIONS", "http.max_connections", EnvKind::Integer),
     var("AGENTD_DEBUG_ROUTES", "http.debug_routes", EnvKind::Boolean),
+    var("AGENTD_PUBLIC_URL", "http.public_url", EnvKind::Text),
+    var("AGENTD_CORS_ORIGINS", "http.cors_origins", EnvKind::List),
+    var("AGENTD_CORS_ALLOW_CREDENTIALS", "http.cors_allow_credentials", EnvKind::Boolean),
+    var("AGENTD_ALLOWED_HOSTS", "http.allowed_hosts", EnvKind::List),
+    var("AGENTD_TRUSTED_PROXIES", "http.trusted_proxies", EnvKind::List),
     var("AGENTD_DATABASE_URL", "database.url", EnvKind::Text),
     var("AGENTD_DATABASE_MAX_CONNECTIONS", "database.max_connections", EnvKind::Integer),
     var("AGENTD_DATABASE_MIN_CONNECTIONS", "database.min_connections", EnvKind::Integer),
@@ -210,6 +290,15 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("AGENTD_READY_TIMEOUT_MS", "database.ready_timeout_ms", EnvKind::Integer),
     var("AGENTD_LOG_FORMAT", "log.format", EnvKind::Text),
     var("AGENTD_LOG", "log.filter", EnvKind::Text),
+    var("AGENTD_ACCESS_TOKEN_TTL_SECONDS", "auth.access_token_ttl_seconds", EnvKind::Integer),
+    var("AGENTD_REFRESH_TOKEN_TTL_DAYS", "auth.refresh_token_ttl_days", EnvKind::Integer),
+    var("AGENTD_LOGIN_MAX_FAILURES", "auth.login_max_failures", EnvKind::Integer),
+    var("AGENTD_PASSWORD_HASH_MEMORY_KIB", "auth.password_hash_memory_kib", EnvKind::Integer),
+    var("AGENTD_PASSWORD_HASH_ITERATIONS", "auth.password_hash_iterations", EnvKind::Integer),
+    var("AGENTD_RATE_LIMIT_PER_MINUTE", "rate_limit.per_minute", EnvKind::Integer),
+    var("AGENTD_RATE_LIMIT_RUNS_PER_MINUTE", "rate_limit.runs_per_minute", EnvKind::Integer),
+    var("AGENTD_REDIS_URL", "rate_limit.redis_url", EnvKind::Text),
+    var("AGENTD_REDIS_KEY_PREFIX", "rate_limit.redis_key_prefix", EnvKind::Text),
 ];
 
 /// Variables with the `AGENTD_` prefix that agentd itself does not read, and so does not warn
@@ -337,6 +426,17 @@ impl Settings {
                 ));
             }
         }
+        self.validate_http()?;
+        self.validate_auth()?;
+        if let Some(url) = &self.rate_limit.redis_url
+            && !(url.expose_secret().starts_with("redis://")
+                || url.expose_secret().starts_with("rediss://"))
+        {
+            return Err(ConfigError::at_key(
+                "rate_limit.redis_url",
+                "must start with redis:// or rediss://",
+            ));
+        }
         if let Some(url) = &self.database.url
             && Backend::from_url(url.expose_secret()).is_none()
         {
@@ -363,6 +463,76 @@ impl Settings {
             return Err(ConfigError::at_key("log.filter", e.to_string()));
         }
         Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.http.public_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| ConfigError::at_key("http.public_url", e.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(ConfigError::at_key(
+                    "http.public_url",
+                    "must be an http(s) URL with a host",
+                ));
+            }
+        }
+        for origin in &self.http.cors_origins {
+            if origin != "*" && !is_origin(origin) {
+                return Err(ConfigError::at_key(
+                    "http.cors_origins",
+                    format!("{origin:?} is not an origin such as https://console.example.com"),
+                ));
+            }
+        }
+        let wildcard = self.http.cors_origins.iter().any(|o| o == "*");
+        if wildcard && self.http.cors_allow_credentials && self.env == Environment::Production {
+            return Err(ConfigError::at_key(
+                "http.cors_origins",
+                "a wildcard origin with AGENTD_CORS_ALLOW_CREDENTIALS=true is refused in production",
+            ));
+        }
+        agentd_api::client::TrustedProxies::parse(&self.http.trusted_proxies)
+            .map_err(|e| ConfigError::at_key("http.trusted_proxies", e.to_string()))?;
+        if let Some(host) = self.http.allowed_hosts.iter().find(|h| h.is_empty() || h.contains('/'))
+        {
+            return Err(ConfigError::at_key(
+                "http.allowed_hosts",
+                format!("{host:?} is not a host name"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        if a.access_token_ttl_seconds == 0 {
+            return Err(ConfigError::at_key(
+                "auth.access_token_ttl_seconds",
+                "must be greater than 0",
+            ));
+        }
+        if a.refresh_token_ttl_days == 0 {
+            return Err(ConfigError::at_key(
+                "auth.refresh_token_ttl_days",
+                "must be greater than 0",
+            ));
+        }
+        if a.password_hash_iterations == 0 {
+            return Err(ConfigError::at_key(
+                "auth.password_hash_iterations",
+                "must be greater than 0",
+            ));
+        }
+        if a.password_hash_memory_kib < 8 {
+            return Err(ConfigError::at_key("auth.password_hash_memory_kib", "must be at least 8"));
+        }
+        Ok(())
+    }
+
+    /// Whether agentd is reached over https (per `AGENTD_PUBLIC_URL`).
+    #[must_use]
+    pub fn https(&self) -> bool {
+        self.http.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
     }
 
     /// The log format: as configured, else JSON in production and pretty elsewhere.
@@ -403,6 +573,17 @@ impl Settings {
     pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
     }
+}
+
+/// `scheme://host[:port]` with nothing after it.
+fn is_origin(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && u.path() == "/"
+            && !text.ends_with('/')
+            && u.query().is_none()
+    })
 }
 
 fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
