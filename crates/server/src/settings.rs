@@ -817,6 +817,40 @@ mod tests {
     }
 
     #[test]
+    fn browser_settings_are_validated() {
+        let err =
+            load(&[("AGENTD_CORS_ORIGINS", "https://ok.example, not an origin")]).unwrap_err();
+        assert!(err.key.starts_with("AGENTD_CORS_ORIGINS"), "{err}");
+        let err = load(&[("AGENTD_CORS_ORIGINS", "https://x.example/path")]).unwrap_err();
+        assert!(err.key.starts_with("AGENTD_CORS_ORIGINS"), "{err}");
+        let err = load(&[("AGENTD_TRUSTED_PROXIES", "10.0.0.0/8,proxy")]).unwrap_err();
+        assert!(err.key.starts_with("AGENTD_TRUSTED_PROXIES"), "{err}");
+        let err = load(&[("AGENTD_PUBLIC_URL", "ftp://x")]).unwrap_err();
+        assert!(err.key.starts_with("AGENTD_PUBLIC_URL"), "{err}");
+        let err = load(&[("AGENTD_REDIS_URL", "http://x")]).unwrap_err();
+        assert!(err.key.starts_with("AGENTD_REDIS_URL"), "{err}");
+        let s = load(&[
+            ("AGENTD_CORS_ORIGINS", "https://a.example, http://localhost:3000"),
+            ("AGENTD_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+        ])
+        .unwrap();
+        assert_eq!(s.http.cors_origins, ["https://a.example", "http://localhost:3000"]);
+        let good = "3f9c2b7d1e8a4c6f0b5d9e2a7c1f4b8d3e6a9c2f5b8e1d4a";
+        let err = load(&[
+            ("AGENTD_ENV", "production"),
+            ("AGENTD_SECRET_KEY", good),
+            ("AGENTD_CORS_ORIGINS", "*"),
+            ("AGENTD_CORS_ALLOW_CREDENTIALS", "true"),
+        ])
+        .unwrap_err();
+        assert!(err.key.starts_with("AGENTD_CORS_ORIGINS"), "{err}");
+        assert!(
+            load(&[("AGENTD_CORS_ORIGINS", "*"), ("AGENTD_CORS_ALLOW_CREDENTIALS", "true")])
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn production_refuses_debug_routes() {
         let good = "3f9c2b7d1e8a4c6f0b5d9e2a7c1f4b8d3e6a9c2f5b8e1d4a";
         let err = load(&[
@@ -853,6 +887,14 @@ mod tests {
                     ..DatabaseSettings::default()
                 },
                 log: LogSettings { format: Some(LogFormat::Json), ..LogSettings::default() },
+                http: HttpSettings {
+                    public_url: Some("https://x".into()),
+                    ..HttpSettings::default()
+                },
+                rate_limit: RateLimitSettings {
+                    redis_url: Some(SecretString::from("redis://x")),
+                    ..RateLimitSettings::default()
+                },
                 ..Settings::default()
             };
             flatten(&s).into_keys().collect()

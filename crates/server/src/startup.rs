@@ -234,6 +234,12 @@ impl Application {
         })
     }
 
+    /// The store the application uses.
+    #[must_use]
+    pub fn store(&self) -> Arc<dyn agentd_core::Store> {
+        self.database.store()
+    }
+
     /// The address actually bound (useful with port 0).
     #[must_use]
     pub const fn local_addr(&self) -> SocketAddr {
