@@ -22,6 +22,12 @@ pub enum ApiError {
     /// 400: the request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// 400 `invalid_path`: a file path is not acceptable in a workspace.
+    #[error("{0}")]
+    InvalidPath(String),
+    /// 400 `workspace_not_allowed`: a directory workspace outside the allowed roots.
+    #[error("{0}")]
+    WorkspaceNotAllowed(String),
     /// 404: no such resource, or the caller may not know of it.
     #[error("{0}")]
     NotFound(String),
@@ -37,6 +43,9 @@ pub enum ApiError {
     /// 409: the request conflicts with current state.
     #[error("{0}")]
     Conflict(String),
+    /// 412: an `If-Match` / `If-None-Match` precondition does not hold.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// 413: a body or object is too large.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -78,6 +87,10 @@ impl ApiError {
     fn parts(&self) -> (ErrorType, StatusCode, String) {
         match self {
             Self::BadRequest(m) => (ErrorType::BadRequest, StatusCode::BAD_REQUEST, m.clone()),
+            Self::InvalidPath(m) => (ErrorType::InvalidPath, StatusCode::BAD_REQUEST, m.clone()),
+            Self::WorkspaceNotAllowed(m) => {
+                (ErrorType::WorkspaceNotAllowed, StatusCode::BAD_REQUEST, m.clone())
+            }
             Self::NotFound(m) => (ErrorType::NotFound, StatusCode::NOT_FOUND, m.clone()),
             Self::MethodNotAllowed => {
                 (ErrorType::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED, self.to_string())
@@ -87,6 +100,9 @@ impl ApiError {
             }
             Self::Timeout => (ErrorType::Timeout, StatusCode::GATEWAY_TIMEOUT, self.to_string()),
             Self::Conflict(m) => (ErrorType::Conflict, StatusCode::CONFLICT, m.clone()),
+            Self::PreconditionFailed(m) => {
+                (ErrorType::PreconditionFailed, StatusCode::PRECONDITION_FAILED, m.clone())
+            }
             Self::PayloadTooLarge(m) => {
                 (ErrorType::PayloadTooLarge, StatusCode::PAYLOAD_TOO_LARGE, m.clone())
             }
@@ -156,6 +172,9 @@ impl IntoResponse for ApiError {
             Self::Unavailable { details, source, .. } => (details, source),
             Self::Internal(source) => (vec![], Some(source)),
             Self::BadRequest(_)
+            | Self::InvalidPath(_)
+            | Self::WorkspaceNotAllowed(_)
+            | Self::PreconditionFailed(_)
             | Self::NotFound(_)
             | Self::MethodNotAllowed
             | Self::RequestTimeout

@@ -72,6 +72,10 @@ define_id!(
     /// Identifies a project.
     ProjectId
 );
+define_id!(
+    /// Identifies an agent run.
+    RunId
+);
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@
 //! sees `sqlx::Error`.
 
 mod error;
+mod files;
 mod health;
 mod postgres;
 mod projects;
