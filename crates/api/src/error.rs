@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_core::StoreError;
+use agentd_core::project::FieldProblem;
+use agentd_core::{PathError, StoreError, WorkspaceError};
 use agentd_protocol::{ErrorDetail, ErrorType};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -142,6 +143,44 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<PathError> for ApiError {
+    fn from(err: PathError) -> Self {
+        Self::InvalidPath(err.to_string())
+    }
+}
+
+impl From<WorkspaceError> for ApiError {
+    fn from(err: WorkspaceError) -> Self {
+        match err {
+            WorkspaceError::InvalidPath(e) => e.into(),
+            WorkspaceError::OutsideWorkspace => Self::InvalidPath(err.to_string()),
+            WorkspaceError::FileNotFound(_) => Self::NotFound(err.to_string()),
+            WorkspaceError::NotAFile(_) | WorkspaceError::PathConflict { .. } => {
+                Self::Conflict(err.to_string())
+            }
+            WorkspaceError::PreconditionFailed { .. } => Self::PreconditionFailed(err.to_string()),
+            WorkspaceError::FileTooLarge { .. } | WorkspaceError::ProjectTooLarge { .. } => {
+                Self::PayloadTooLarge(err.to_string())
+            }
+            WorkspaceError::TooManyFiles { .. } | WorkspaceError::UnknownRevision { .. } => {
+                Self::Validation(vec![ErrorDetail::whole(err.to_string())])
+            }
+            WorkspaceError::NotAllowed(message) => Self::WorkspaceNotAllowed(message),
+            WorkspaceError::Io { .. } => Self::Internal(Box::new(err)),
+            WorkspaceError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<Vec<FieldProblem>> for ApiError {
+    /// Per-field validation problems from core (project create and patch) as one 422.
+    fn from(problems: Vec<FieldProblem>) -> Self {
+        Self::Validation(
+            problems.into_iter().map(|p| ErrorDetail::field(p.field, p.message)).collect(),
+        )
+    }
+}
+
 /// What the envelope middleware needs to render and log an error response.
 #[derive(Debug, Clone)]
 pub struct ErrorReport {
@@ -195,3 +234,93 @@ impl IntoResponse for ApiError {
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use agentd_core::WorkspacePath;
+    use agentd_core::workspace::ContentHash;
+
+    use super::*;
+
+    fn kind(err: impl Into<ApiError>) -> (ErrorType, u16, String) {
+        let (t, status, message) = err.into().parts();
+        (t, status.as_u16(), message)
+    }
+
+    #[test]
+    fn workspace_errors_map_to_their_documented_types() {
+        let p = WorkspacePath::parse("a/b.txt").unwrap_or_else(|e| panic!("{e}"));
+        let cases: Vec<(WorkspaceError, ErrorType, u16)> = vec![
+            (PathError::ParentSegment.into(), ErrorType::InvalidPath, 400),
+            (WorkspaceError::OutsideWorkspace, ErrorType::InvalidPath, 400),
+            (WorkspaceError::FileNotFound(p.clone()), ErrorType::NotFound, 404),
+            (WorkspaceError::NotAFile(p.clone()), ErrorType::Conflict, 409),
+            (WorkspaceError::PathConflict { path: p, existing: "file" }, ErrorType::Conflict, 409),
+            (
+                WorkspaceError::PreconditionFailed { current: Some(ContentHash::of(b"x")) },
+                ErrorType::PreconditionFailed,
+                412,
+            ),
+            (WorkspaceError::FileTooLarge { size: 2, limit: 1 }, ErrorType::PayloadTooLarge, 413),
+            (WorkspaceError::ProjectTooLarge { limit: 1 }, ErrorType::PayloadTooLarge, 413),
+            (WorkspaceError::TooManyFiles { limit: 1 }, ErrorType::ValidationError, 422),
+            (
+                WorkspaceError::UnknownRevision { requested: 9, current: 1 },
+                ErrorType::ValidationError,
+                422,
+            ),
+            (
+                WorkspaceError::NotAllowed("outside the allowed roots".into()),
+                ErrorType::WorkspaceNotAllowed,
+                400,
+            ),
+            (
+                WorkspaceError::Io { op: "read the file", source: std::io::Error::other("disk") },
+                ErrorType::InternalError,
+                500,
+            ),
+            (
+                WorkspaceError::Store(StoreError::NotFound { entity: "project" }),
+                ErrorType::NotFound,
+                404,
+            ),
+        ];
+        for (err, t, status) in cases {
+            let shown = err.to_string();
+            let (got_t, got_status, message) = kind(err);
+            assert_eq!((got_t, got_status), (t, status), "{shown}");
+            if status == 422 {
+                assert_eq!(message, "the request is invalid", "the problem is in details");
+            } else if status < 500 {
+                assert_eq!(message, shown);
+            } else {
+                assert_eq!(message, "internal error", "5xx never show internals");
+            }
+        }
+    }
+
+    #[test]
+    fn limit_messages_name_the_setting() {
+        let (_, _, message) = kind(WorkspaceError::TooManyFiles { limit: 3 });
+        assert_eq!(message, "the request is invalid");
+        let ApiError::Validation(details) =
+            ApiError::from(WorkspaceError::TooManyFiles { limit: 3 })
+        else {
+            panic!("not a validation error");
+        };
+        assert!(details[0].message.contains("AGENTD_MAX_PROJECT_FILES"));
+    }
+
+    #[test]
+    fn field_problems_become_one_validation_error_with_a_detail_each() {
+        let problems = vec![
+            FieldProblem { field: "title", message: "must not be empty".into() },
+            FieldProblem { field: "mode", message: "bad".into() },
+        ];
+        let ApiError::Validation(details) = ApiError::from(problems) else {
+            panic!("not a validation error");
+        };
+        assert_eq!(details[0], ErrorDetail::field("title", "must not be empty"));
+        assert_eq!(details[1].field.as_deref(), Some("mode"));
+    }
+}
