@@ -33,9 +33,29 @@ impl ContentHash {
     /// The hash of `content`.
     #[must_use]
     pub fn of(content: &[u8]) -> Self {
-        let digest = Sha256::digest(content);
+        Self::from_digest(&Sha256::digest(content))
+    }
+
+    /// The hash of everything `reader` yields, read in chunks (for files too large to hold).
+    ///
+    /// # Errors
+    /// When reading fails.
+    pub fn of_reader(mut reader: impl std::io::Read) -> std::io::Result<Self> {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(Self::from_digest(&hasher.finalize()))
+    }
+
+    fn from_digest(digest: &[u8]) -> Self {
         let mut hex = String::with_capacity(64);
-        for byte in digest.iter() {
+        for byte in digest {
             hex.push(char::from(HEX[usize::from(byte >> 4)]));
             hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
         }
@@ -595,6 +615,8 @@ mod tests {
         assert_eq!(ContentHash::from_etag(&format!("W/{}", h.to_etag())), Ok(h.clone()));
         assert_eq!(ContentHash::from_etag(&h.as_str().to_ascii_uppercase()), Ok(h));
         assert_eq!(ContentHash::from_etag("\"abc\""), Err(InvalidContentHash));
+        let big = vec![7u8; 200_000];
+        assert_eq!(ContentHash::of_reader(&big[..]).ok(), Some(ContentHash::of(&big)));
     }
 
     #[test]
