@@ -178,14 +178,26 @@ impl Workspace for DirectoryWorkspace {
         let (target, blob) = (path.clone(), new.clone());
         let applied = self
             .with_root(move |root| {
-                let slot = root.slot(&target, true)?;
-                let old = slot.current(max)?;
+                // Parents are created only once the precondition holds.
+                let slot = match root.slot(&target, false) {
+                    Ok(slot) => Some(slot),
+                    Err(WorkspaceError::FileNotFound(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                let old = match &slot {
+                    Some(slot) => slot.current(max)?,
+                    None => None,
+                };
                 let old_sha = old.as_ref().map(|o| ContentHash::of(&o.content));
                 precondition.check(old_sha.as_ref())?;
                 if old_sha.as_ref() == Some(&blob.sha256) {
                     let modified = old.map_or(OffsetDateTime::UNIX_EPOCH, |o| o.modified);
                     return Ok(Applied::Unchanged { modified });
                 }
+                let slot = match slot {
+                    Some(slot) => slot,
+                    None => root.slot(&target, true)?,
+                };
                 let modified = slot.replace(&blob.content)?;
                 Ok(Applied::Replaced { old: old.map(|o| o.content), modified })
             })
@@ -268,7 +280,14 @@ impl Workspace for DirectoryWorkspace {
                 let mut applied = Vec::new();
                 for (path, content) in targets {
                     let step = (|| {
-                        let slot = root.slot(&path, content.is_some())?;
+                        let slot = match root.slot(&path, content.is_some()) {
+                            Ok(slot) => slot,
+                            // Its directory is gone, so the file is too: nothing to delete.
+                            Err(WorkspaceError::FileNotFound(_)) if content.is_none() => {
+                                return Ok(None);
+                            }
+                            Err(e) => return Err(e),
+                        };
                         let old = slot.current(max)?.map(|o| o.content);
                         if old.as_deref().map(ContentHash::of)
                             == content.as_deref().map(ContentHash::of)

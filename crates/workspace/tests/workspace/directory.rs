@@ -39,6 +39,10 @@ async fn files_are_written_read_listed_and_deleted_on_disk_with_etags() {
         .await
         .unwrap_err();
     assert!(matches!(err, WorkspaceError::PreconditionFailed { current: Some(_) }), "{err:?}");
+    let err =
+        ws.write(&path("new/dir/x"), b"x".to_vec(), Precondition::IfExists, me).await.unwrap_err();
+    assert!(matches!(err, WorkspaceError::PreconditionFailed { current: None }), "{err:?}");
+    assert!(!fx.root.join("new").exists(), "a failed write leaves no directories behind");
     let stale = ContentHash::of(b"something else");
     let err = ws
         .write(&path("src/main.rs"), b"x".to_vec(), Precondition::IfMatch(stale.clone()), me)
