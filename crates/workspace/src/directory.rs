@@ -238,10 +238,17 @@ impl Workspace for DirectoryWorkspace {
         let target = path.clone();
         let old = self
             .with_root(move |root| {
-                let slot = root.slot(&target, false)?;
-                let old = slot.current(max)?;
+                let slot = match root.slot(&target, false) {
+                    Ok(slot) => Some(slot),
+                    Err(WorkspaceError::FileNotFound(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                let old = match &slot {
+                    Some(slot) => slot.current(max)?,
+                    None => None,
+                };
                 precondition.check(old.as_ref().map(|o| ContentHash::of(&o.content)).as_ref())?;
-                let Some(old) = old else {
+                let (Some(slot), Some(old)) = (slot, old) else {
                     return Err(WorkspaceError::FileNotFound(target.clone()));
                 };
                 slot.remove()?;

@@ -85,6 +85,8 @@ async fn files_are_written_read_listed_and_deleted_on_disk_with_etags() {
     assert!(matches!(err, WorkspaceError::FileNotFound(_)), "{err:?}");
     let err = ws.delete(&path("nope/never"), Precondition::None, me).await.unwrap_err();
     assert!(matches!(err, WorkspaceError::FileNotFound(_)), "{err:?}");
+    let err = ws.delete(&path("nope/never"), Precondition::IfExists, me).await.unwrap_err();
+    assert!(matches!(err, WorkspaceError::PreconditionFailed { current: None }), "{err:?}");
     let err =
         ws.write(&path("bin/blob/inner"), b"x".to_vec(), Precondition::None, me).await.unwrap_err();
     assert!(matches!(err, WorkspaceError::PathConflict { existing: "file", .. }), "{err:?}");
