@@ -206,7 +206,7 @@ impl Slot {
     /// # Errors
     /// `OutsideWorkspace`, `NotAFile`, or `Io`.
     pub fn replace(&self, content: &[u8]) -> WorkspaceResult<OffsetDateTime> {
-        self.refuse_non_file()?;
+        let existing = self.refuse_non_file()?;
         let temp = format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -219,6 +219,7 @@ impl Slot {
         )
         .map_err(|e| io("create a temporary file")(e))?;
         let mut file = File::from(fd);
+        keep_ownership(&file, existing.as_ref(), &self.parent);
         let written = file.write_all(content).and_then(|()| file.sync_all());
         if let Err(source) = written {
             let _ = rustix::fs::unlinkat(&self.parent, temp.as_str(), AtFlags::empty());
@@ -251,16 +252,37 @@ impl Slot {
         }
     }
 
-    fn refuse_non_file(&self) -> WorkspaceResult<()> {
+    /// The regular file at the name, if any; a link or anything else is refused.
+    fn refuse_non_file(&self) -> WorkspaceResult<Option<Stat>> {
         match rustix::fs::statat(&self.parent, self.name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) => match FileType::from_raw_mode(stat.st_mode) {
-                FileType::RegularFile => Ok(()),
+                FileType::RegularFile => Ok(Some(stat)),
                 FileType::Symlink => Err(WorkspaceError::OutsideWorkspace),
                 _ => Err(WorkspaceError::NotAFile(self.path.clone())),
             },
-            Err(Errno::NOENT) => Ok(()),
+            Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(io("stat the file")(e)),
         }
+    }
+}
+
+/// Gives a replacement file the permission bits and owner of the file it replaces (a new file:
+/// the owner of its directory), so that a script stays executable and files stay writable by
+/// the user the workspace belongs to. Best effort: without the privilege to change owners the
+/// file keeps agentd's.
+fn keep_ownership(file: &File, existing: Option<&Stat>, parent: &OwnedFd) {
+    let mode = existing.map_or(0o644, |s| s.st_mode & 0o777);
+    let _ = rustix::fs::fchmod(file, Mode::from_raw_mode(mode));
+    let owner = match existing {
+        Some(stat) => Some((stat.st_uid, stat.st_gid)),
+        None => rustix::fs::fstat(parent).ok().map(|s| (s.st_uid, s.st_gid)),
+    };
+    if let Some((uid, gid)) = owner {
+        let _ = rustix::fs::fchown(
+            file,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        );
     }
 }
 

@@ -141,6 +141,28 @@ async fn changes_made_through_agentd_can_be_diffed_and_reverted_on_disk() {
 }
 
 #[tokio::test]
+async fn replacing_a_file_keeps_its_permissions_and_owner() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let fx = Fixture::new().await;
+    let script = fx.root.join("run.sh");
+    std::fs::write(&script, b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let before = std::fs::metadata(&script).unwrap();
+    let me = Author::User(fx.owner.id);
+    fx.workspace
+        .write(&path("run.sh"), b"#!/bin/sh\necho hi\n".to_vec(), Precondition::None, me)
+        .await
+        .unwrap();
+    let after = std::fs::metadata(&script).unwrap();
+    assert_eq!(after.permissions().mode() & 0o777, 0o750);
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert_ne!(after.ino(), before.ino(), "replaced by rename, not rewritten in place");
+    fx.workspace.write(&path("fresh.txt"), b"x".to_vec(), Precondition::None, me).await.unwrap();
+    let fresh = std::fs::metadata(fx.root.join("fresh.txt")).unwrap();
+    assert_eq!(fresh.permissions().mode() & 0o777, 0o644);
+}
+
+#[tokio::test]
 async fn the_file_size_limit_applies_to_directory_workspaces() {
     let limits = WorkspaceLimits { max_file_bytes: 10, ..WorkspaceLimits::default() };
     let fx = Fixture::with_limits(limits).await;
