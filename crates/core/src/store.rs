@@ -71,7 +71,8 @@ pub trait ProjectStore: Send + Sync {
 /// Managed files and the revision log of every project.
 ///
 /// Callers have already checked that the principal may see `project` (through
-/// [`ProjectStore::project`]); a project that has gone since is `NotFound { entity: "project" }`.
+/// [`ProjectStore::project`]). A change to a project that has gone since fails with
+/// `NotFound { entity: "project" }`; reads find no files.
 /// Every mutation runs in one transaction that locks the project's row: preconditions and
 /// limits are checked against the state the change applies to, so concurrent writers cannot
 /// get past either.
