@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_core::StoreError;
+use agentd_core::project::FieldProblem;
+use agentd_core::{PathError, StoreError, WorkspaceError};
 use agentd_protocol::{ErrorDetail, ErrorType};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -28,6 +29,12 @@ pub enum ApiError {
     /// 403: the caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// 400 `invalid_path`: a file path is not acceptable in a workspace.
+    #[error("{0}")]
+    InvalidPath(String),
+    /// 400 `workspace_not_allowed`: a directory workspace outside the allowed roots.
+    #[error("{0}")]
+    WorkspaceNotAllowed(String),
     /// 404: no such resource, or the caller may not know of it.
     #[error("{0}")]
     NotFound(String),
@@ -43,6 +50,9 @@ pub enum ApiError {
     /// 409: the request conflicts with current state.
     #[error("{0}")]
     Conflict(String),
+    /// 412: an `If-Match` / `If-None-Match` precondition does not hold.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// 413: a body or object is too large.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -86,6 +96,10 @@ impl ApiError {
             Self::BadRequest(m) => (ErrorType::BadRequest, StatusCode::BAD_REQUEST, m.clone()),
             Self::Unauthorized(m) => (ErrorType::Unauthorized, StatusCode::UNAUTHORIZED, m.clone()),
             Self::Forbidden(m) => (ErrorType::Forbidden, StatusCode::FORBIDDEN, m.clone()),
+            Self::InvalidPath(m) => (ErrorType::InvalidPath, StatusCode::BAD_REQUEST, m.clone()),
+            Self::WorkspaceNotAllowed(m) => {
+                (ErrorType::WorkspaceNotAllowed, StatusCode::BAD_REQUEST, m.clone())
+            }
             Self::NotFound(m) => (ErrorType::NotFound, StatusCode::NOT_FOUND, m.clone()),
             Self::MethodNotAllowed => {
                 (ErrorType::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED, self.to_string())
@@ -95,6 +109,9 @@ impl ApiError {
             }
             Self::Timeout => (ErrorType::Timeout, StatusCode::GATEWAY_TIMEOUT, self.to_string()),
             Self::Conflict(m) => (ErrorType::Conflict, StatusCode::CONFLICT, m.clone()),
+            Self::PreconditionFailed(m) => {
+                (ErrorType::PreconditionFailed, StatusCode::PRECONDITION_FAILED, m.clone())
+            }
             Self::PayloadTooLarge(m) => {
                 (ErrorType::PayloadTooLarge, StatusCode::PAYLOAD_TOO_LARGE, m.clone())
             }
@@ -140,6 +157,44 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<PathError> for ApiError {
+    fn from(err: PathError) -> Self {
+        Self::InvalidPath(err.to_string())
+    }
+}
+
+impl From<WorkspaceError> for ApiError {
+    fn from(err: WorkspaceError) -> Self {
+        match err {
+            WorkspaceError::InvalidPath(e) => e.into(),
+            WorkspaceError::OutsideWorkspace => Self::InvalidPath(err.to_string()),
+            WorkspaceError::FileNotFound(_) => Self::NotFound(err.to_string()),
+            WorkspaceError::NotAFile(_) | WorkspaceError::PathConflict { .. } => {
+                Self::Conflict(err.to_string())
+            }
+            WorkspaceError::PreconditionFailed { .. } => Self::PreconditionFailed(err.to_string()),
+            WorkspaceError::FileTooLarge { .. } | WorkspaceError::ProjectTooLarge { .. } => {
+                Self::PayloadTooLarge(err.to_string())
+            }
+            WorkspaceError::TooManyFiles { .. } | WorkspaceError::UnknownRevision { .. } => {
+                Self::Validation(vec![ErrorDetail::whole(err.to_string())])
+            }
+            WorkspaceError::NotAllowed(message) => Self::WorkspaceNotAllowed(message),
+            WorkspaceError::Io { .. } => Self::Internal(Box::new(err)),
+            WorkspaceError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<Vec<FieldProblem>> for ApiError {
+    /// Per-field validation problems from core (project create and patch) as one 422.
+    fn from(problems: Vec<FieldProblem>) -> Self {
+        Self::Validation(
+            problems.into_iter().map(|p| ErrorDetail::field(p.field, p.message)).collect(),
+        )
+    }
+}
+
 /// What the envelope middleware needs to render and log an error response.
 #[derive(Debug, Clone)]
 pub struct ErrorReport {
@@ -178,6 +233,9 @@ impl IntoResponse for ApiError {
             Self::Internal(source) => (vec![], Some(source)),
             Self::BadRequest(_)
             | Self::Forbidden(_)
+            | Self::InvalidPath(_)
+            | Self::WorkspaceNotAllowed(_)
+            | Self::PreconditionFailed(_)
             | Self::NotFound(_)
             | Self::MethodNotAllowed
             | Self::RequestTimeout
@@ -198,3 +256,93 @@ impl IntoResponse for ApiError {
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use agentd_core::WorkspacePath;
+    use agentd_core::workspace::ContentHash;
+
+    use super::*;
+
+    fn kind(err: impl Into<ApiError>) -> (ErrorType, u16, String) {
+        let (t, status, message) = err.into().parts();
+        (t, status.as_u16(), message)
+    }
+
+    #[test]
+    fn workspace_errors_map_to_their_documented_types() {
+        let p = WorkspacePath::parse("a/b.txt").unwrap_or_else(|e| panic!("{e}"));
+        let cases: Vec<(WorkspaceError, ErrorType, u16)> = vec![
+            (PathError::ParentSegment.into(), ErrorType::InvalidPath, 400),
+            (WorkspaceError::OutsideWorkspace, ErrorType::InvalidPath, 400),
+            (WorkspaceError::FileNotFound(p.clone()), ErrorType::NotFound, 404),
+            (WorkspaceError::NotAFile(p.clone()), ErrorType::Conflict, 409),
+            (WorkspaceError::PathConflict { path: p, existing: "file" }, ErrorType::Conflict, 409),
+            (
+                WorkspaceError::PreconditionFailed { current: Some(ContentHash::of(b"x")) },
+                ErrorType::PreconditionFailed,
+                412,
+            ),
+            (WorkspaceError::FileTooLarge { size: 2, limit: 1 }, ErrorType::PayloadTooLarge, 413),
+            (WorkspaceError::ProjectTooLarge { limit: 1 }, ErrorType::PayloadTooLarge, 413),
+            (WorkspaceError::TooManyFiles { limit: 1 }, ErrorType::ValidationError, 422),
+            (
+                WorkspaceError::UnknownRevision { requested: 9, current: 1 },
+                ErrorType::ValidationError,
+                422,
+            ),
+            (
+                WorkspaceError::NotAllowed("outside the allowed roots".into()),
+                ErrorType::WorkspaceNotAllowed,
+                400,
+            ),
+            (
+                WorkspaceError::Io { op: "read the file", source: std::io::Error::other("disk") },
+                ErrorType::InternalError,
+                500,
+            ),
+            (
+                WorkspaceError::Store(StoreError::NotFound { entity: "project" }),
+                ErrorType::NotFound,
+                404,
+            ),
+        ];
+        for (err, t, status) in cases {
+            let shown = err.to_string();
+            let (got_t, got_status, message) = kind(err);
+            assert_eq!((got_t, got_status), (t, status), "{shown}");
+            if status == 422 {
+                assert_eq!(message, "the request is invalid", "the problem is in details");
+            } else if status < 500 {
+                assert_eq!(message, shown);
+            } else {
+                assert_eq!(message, "internal error", "5xx never show internals");
+            }
+        }
+    }
+
+    #[test]
+    fn limit_messages_name_the_setting() {
+        let (_, _, message) = kind(WorkspaceError::TooManyFiles { limit: 3 });
+        assert_eq!(message, "the request is invalid");
+        let ApiError::Validation(details) =
+            ApiError::from(WorkspaceError::TooManyFiles { limit: 3 })
+        else {
+            panic!("not a validation error");
+        };
+        assert!(details[0].message.contains("AGENTD_MAX_PROJECT_FILES"));
+    }
+
+    #[test]
+    fn field_problems_become_one_validation_error_with_a_detail_each() {
+        let problems = vec![
+            FieldProblem { field: "title", message: "must not be empty".into() },
+            FieldProblem { field: "mode", message: "bad".into() },
+        ];
+        let ApiError::Validation(details) = ApiError::from(problems) else {
+            panic!("not a validation error");
+        };
+        assert_eq!(details[0], ErrorDetail::field("title", "must not be empty"));
+        assert_eq!(details[1].field.as_deref(), Some("mode"));
+    }
+}

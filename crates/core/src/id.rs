@@ -80,6 +80,10 @@ define_id!(
     /// Identifies an API key.
     ApiKeyId
 );
+define_id!(
+    /// Identifies an agent run.
+    RunId
+);
 
 #[cfg(test)]
 mod tests {

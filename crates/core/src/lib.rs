@@ -11,11 +11,16 @@ pub mod error;
 pub mod id;
 pub mod page;
 pub mod project;
+pub mod revision;
 pub mod store;
 pub mod user;
+pub mod workspace;
+pub mod workspace_path;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{StoreError, StoreResult};
-pub use id::{ApiKeyId, ProjectId, SessionId, UserId};
+pub use id::{ApiKeyId, ProjectId, RunId, SessionId, UserId};
 pub use page::{Page, PageRequest};
 pub use store::Store;
+pub use workspace::{Workspace, WorkspaceError, WorkspaceResult};
+pub use workspace_path::{PathError, WorkspacePath};

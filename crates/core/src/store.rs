@@ -9,13 +9,25 @@ use time::OffsetDateTime;
 
 use crate::auth::{ApiKey, Lockout, NewApiKey, RefreshOutcome, Session};
 use crate::page::{Page, PageRequest};
-use crate::project::{NewProject, Project};
+use crate::project::{NewProject, Project, ProjectFilter, ProjectPatch};
 use crate::user::{NewUser, User, UserPatch};
+use crate::workspace::{
+    Author, Change, ChangeCursor, ContentHash, DeleteOutcome, FileContent, FileEntry, FileWrite,
+    NewChange, Precondition, RevertOutcome, WorkspaceLimits, WorkspaceResult, WriteOutcome,
+};
+use crate::workspace_path::WorkspacePath;
 use crate::{ApiKeyId, ProjectId, SessionId, StoreResult, UserId};
 
 /// The whole store, as the application holds it.
 pub trait Store:
-    Health + UserStore + SessionStore + ApiKeyStore + LockoutStore + ProjectStore + std::fmt::Debug
+    Health
+    + UserStore
+    + SessionStore
+    + ApiKeyStore
+    + LockoutStore
+    + ProjectStore
+    + FileStore
+    + std::fmt::Debug
 {
 }
 
@@ -26,6 +38,7 @@ impl<T> Store for T where
         + ApiKeyStore
         + LockoutStore
         + ProjectStore
+        + FileStore
         + std::fmt::Debug
 {
 }
@@ -129,10 +142,100 @@ pub trait ProjectStore: Send + Sync {
     /// The project with this id if `owner` owns it (any project when `owner` is `None`, for
     /// admins); otherwise `NotFound`, whether or not it exists.
     async fn project(&self, owner: Option<UserId>, id: ProjectId) -> StoreResult<Project>;
-    /// The projects `owner` owns (all when `None`), newest first.
+    /// The projects `owner` owns (all when `None`) that pass `filter`, newest first.
     async fn list_projects(
         &self,
         owner: Option<UserId>,
+        filter: ProjectFilter,
         page: PageRequest<ProjectId>,
     ) -> StoreResult<Page<Project, ProjectId>>;
+    /// Applies a validated patch to the project if `owner` owns it (any when `None`) and returns
+    /// the result; an empty patch returns the project unchanged. `NotFound` otherwise.
+    async fn update_project(
+        &self,
+        owner: Option<UserId>,
+        id: ProjectId,
+        patch: ProjectPatch,
+    ) -> StoreResult<Project>;
+    /// Deletes the project with its files, blobs and change log if `owner` owns it (any when
+    /// `None`); `NotFound` otherwise. A directory workspace's directory is left alone.
+    async fn delete_project(&self, owner: Option<UserId>, id: ProjectId) -> StoreResult<()>;
+}
+
+/// Managed files and the revision log of every project.
+///
+/// Callers have already checked that the principal may see `project` (through
+/// [`ProjectStore::project`]). A change to a project that has gone since fails with
+/// `NotFound { entity: "project" }`; reads find no files.
+/// Every mutation runs in one transaction that locks the project's row: preconditions and
+/// limits are checked against the state the change applies to, so concurrent writers cannot
+/// get past either.
+#[async_trait]
+pub trait FileStore: Send + Sync + std::fmt::Debug {
+    /// Managed files under `prefix` (all when `None`) in path order, after `page.after`.
+    async fn list_files(
+        &self,
+        project: ProjectId,
+        prefix: Option<&WorkspacePath>,
+        page: PageRequest<WorkspacePath>,
+    ) -> StoreResult<Page<FileEntry, WorkspacePath>>;
+    /// A managed file with its content; `FileNotFound` when there is none.
+    async fn read_file(
+        &self,
+        project: ProjectId,
+        path: &WorkspacePath,
+    ) -> WorkspaceResult<FileContent>;
+    /// Creates or replaces a managed file: checks the precondition, that no file stands where a
+    /// directory is needed (or the reverse), and the limits; stores the blob; records the change
+    /// as a new revision. Identical content changes nothing.
+    async fn write_file(
+        &self,
+        project: ProjectId,
+        write: FileWrite,
+        limits: WorkspaceLimits,
+    ) -> WorkspaceResult<WriteOutcome>;
+    /// Deletes a managed file if the precondition holds, recording the change.
+    async fn delete_file(
+        &self,
+        project: ProjectId,
+        path: &WorkspacePath,
+        precondition: Precondition,
+        author: Author,
+    ) -> WorkspaceResult<DeleteOutcome>;
+    /// Restores the managed files changed after revision `to` to their content at `to`, as one
+    /// new revision (see `revision::revert_targets`).
+    async fn revert_files(
+        &self,
+        project: ProjectId,
+        to: i64,
+        author: Author,
+        limits: WorkspaceLimits,
+    ) -> WorkspaceResult<RevertOutcome>;
+    /// Records changes made outside the database (to a directory workspace) as one new
+    /// revision, keeping both contents as blobs. Returns the new revision, or the current one
+    /// when `changes` is empty.
+    async fn record_changes(
+        &self,
+        project: ProjectId,
+        changes: Vec<NewChange>,
+        author: Author,
+    ) -> StoreResult<i64>;
+    /// The project's current revision.
+    async fn revision(&self, project: ProjectId) -> StoreResult<i64>;
+    /// Changes with a revision above `since`, in (revision, path) order, after `page.after`.
+    async fn list_changes(
+        &self,
+        project: ProjectId,
+        since: i64,
+        page: PageRequest<ChangeCursor>,
+    ) -> StoreResult<Page<Change, ChangeCursor>>;
+    /// Every change with `after < revision <= up_to`, in (revision, path) order.
+    async fn changes_between(
+        &self,
+        project: ProjectId,
+        after: i64,
+        up_to: i64,
+    ) -> StoreResult<Vec<Change>>;
+    /// The content with this hash in the project's blob store; `NotFound { entity: "blob" }`.
+    async fn blob(&self, project: ProjectId, sha256: &ContentHash) -> StoreResult<Vec<u8>>;
 }

@@ -7,12 +7,18 @@ use utoipa::ToSchema;
 ///
 /// Each type has exactly one HTTP status, given by [`ErrorType::http_status`], except `timeout`,
 /// which is 408 when the client was too slow to send its request and 504 when agentd was too slow
-/// to answer.
+/// to answer. Several types may share a status: `invalid_path` and `workspace_not_allowed` are
+/// specific kinds of `bad_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorType {
     /// 400: the request is malformed in a way that is not a per-field validation problem.
     BadRequest,
+    /// 400: a file path is not acceptable inside a workspace (absolute, `..`, encoded traversal,
+    /// control characters, too long, or leading outside the workspace through a symbolic link).
+    InvalidPath,
+    /// 400: a directory workspace was requested outside the roots the operator allows.
+    WorkspaceNotAllowed,
     /// 401: no valid credentials were presented.
     Unauthorized,
     /// 403: the caller is known but lacks the role or scope for this act.
@@ -25,6 +31,8 @@ pub enum ErrorType {
     Timeout,
     /// 409: the request conflicts with the resource's current state.
     Conflict,
+    /// 412: a precondition (`If-Match`, `If-None-Match`) does not hold: the resource changed.
+    PreconditionFailed,
     /// 413: the request body, or a stored object, is larger than allowed.
     PayloadTooLarge,
     /// 415: the request body is not of a media type this endpoint accepts.
@@ -45,13 +53,14 @@ impl ErrorType {
     #[must_use]
     pub const fn http_status(self) -> u16 {
         match self {
-            Self::BadRequest => 400,
+            Self::BadRequest | Self::InvalidPath | Self::WorkspaceNotAllowed => 400,
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Timeout => 504,
             Self::Conflict => 409,
+            Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::ValidationError => 422,
@@ -72,6 +81,7 @@ impl ErrorType {
             405 => Self::MethodNotAllowed,
             408 | 504 => Self::Timeout,
             409 => Self::Conflict,
+            412 => Self::PreconditionFailed,
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
             422 => Self::ValidationError,
@@ -87,12 +97,15 @@ impl ErrorType {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
+            Self::InvalidPath => "invalid_path",
+            Self::WorkspaceNotAllowed => "workspace_not_allowed",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Timeout => "timeout",
             Self::Conflict => "conflict",
+            Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::ValidationError => "validation_error",
@@ -158,14 +171,17 @@ impl ErrorDetail {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorType; 13] = [
+    const ALL: [ErrorType; 16] = [
         ErrorType::BadRequest,
+        ErrorType::InvalidPath,
+        ErrorType::WorkspaceNotAllowed,
         ErrorType::Unauthorized,
         ErrorType::Forbidden,
         ErrorType::NotFound,
         ErrorType::MethodNotAllowed,
         ErrorType::Timeout,
         ErrorType::Conflict,
+        ErrorType::PreconditionFailed,
         ErrorType::PayloadTooLarge,
         ErrorType::UnsupportedMediaType,
         ErrorType::ValidationError,
@@ -174,13 +190,41 @@ mod tests {
         ErrorType::ServiceUnavailable,
     ];
 
+    /// Types that refine a general type with the same status; a bare status maps to the general.
+    const REFINEMENTS: [(ErrorType, ErrorType); 2] = [
+        (ErrorType::InvalidPath, ErrorType::BadRequest),
+        (ErrorType::WorkspaceNotAllowed, ErrorType::BadRequest),
+    ];
+
     #[test]
     fn every_type_round_trips_through_its_status() {
         for t in ALL {
-            assert_eq!(ErrorType::from_http_status(t.http_status()), t, "{t}");
+            let general = REFINEMENTS.iter().find(|(r, _)| *r == t).map_or(t, |(_, g)| *g);
+            assert_eq!(ErrorType::from_http_status(t.http_status()), general, "{t}");
             let json = serde_json::to_value(t).unwrap_or_default();
             assert_eq!(json.as_str(), Some(t.as_str()));
         }
+    }
+
+    #[test]
+    fn file_store_types_have_their_statuses_and_names() {
+        assert_eq!(ErrorType::InvalidPath.http_status(), 400);
+        assert_eq!(ErrorType::WorkspaceNotAllowed.http_status(), 400);
+        assert_eq!(ErrorType::PreconditionFailed.http_status(), 412);
+        assert_eq!(ErrorType::from_http_status(412), ErrorType::PreconditionFailed);
+        let names: Vec<_> =
+            [ErrorType::InvalidPath, ErrorType::WorkspaceNotAllowed, ErrorType::PreconditionFailed]
+                .iter()
+                .map(|t| serde_json::to_value(t).unwrap_or_default())
+                .collect();
+        assert_eq!(
+            names,
+            [
+                serde_json::json!("invalid_path"),
+                serde_json::json!("workspace_not_allowed"),
+                serde_json::json!("precondition_failed")
+            ]
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agentd_core::workspace::WorkspaceLimits;
 use agentd_store::{Backend, DatabaseOptions};
+use agentd_workspace::{AllowedRoots, WorkspaceConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -65,6 +67,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Rate limits.
     pub rate_limit: RateLimitSettings,
+    /// Project workspaces: where directory workspaces may live, and the file limits.
+    pub workspace: WorkspaceSettings,
 }
 
 /// HTTP server settings.
@@ -178,6 +182,33 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// Workspace settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkspaceSettings {
+    /// `AGENTD_WORKSPACE_ALLOWED_ROOTS`: the directories under which directory workspaces may be
+    /// created; empty disables directory workspaces.
+    pub allowed_roots: Vec<PathBuf>,
+    /// `AGENTD_MAX_FILE_BYTES`: the largest file a workspace accepts.
+    pub max_file_bytes: u64,
+    /// `AGENTD_MAX_PROJECT_BYTES`: the most bytes a managed workspace's files may take.
+    pub max_project_bytes: u64,
+    /// `AGENTD_MAX_PROJECT_FILES`: the most files a managed workspace may hold.
+    pub max_project_files: u64,
+}
+
+impl Default for WorkspaceSettings {
+    fn default() -> Self {
+        let limits = WorkspaceLimits::default();
+        Self {
+            allowed_roots: Vec::new(),
+            max_file_bytes: limits.max_file_bytes,
+            max_project_bytes: limits.max_project_bytes,
+            max_project_files: limits.max_project_files,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -191,6 +222,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             auth: AuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
+            workspace: WorkspaceSettings::default(),
         }
     }
 }
@@ -299,6 +331,10 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("AGENTD_RATE_LIMIT_RUNS_PER_MINUTE", "rate_limit.runs_per_minute", EnvKind::Integer),
     var("AGENTD_REDIS_URL", "rate_limit.redis_url", EnvKind::Text),
     var("AGENTD_REDIS_KEY_PREFIX", "rate_limit.redis_key_prefix", EnvKind::Text),
+    var("AGENTD_WORKSPACE_ALLOWED_ROOTS", "workspace.allowed_roots", EnvKind::List),
+    var("AGENTD_MAX_FILE_BYTES", "workspace.max_file_bytes", EnvKind::Integer),
+    var("AGENTD_MAX_PROJECT_BYTES", "workspace.max_project_bytes", EnvKind::Integer),
+    var("AGENTD_MAX_PROJECT_FILES", "workspace.max_project_files", EnvKind::Integer),
 ];
 
 /// Variables with the `AGENTD_` prefix that agentd itself does not read, and so does not warn
@@ -456,6 +492,15 @@ impl Settings {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::at_key(key, "must be greater than 0"));
         }
+        let limits: [(&str, u64); 3] = [
+            ("workspace.max_file_bytes", self.workspace.max_file_bytes),
+            ("workspace.max_project_bytes", self.workspace.max_project_bytes),
+            ("workspace.max_project_files", self.workspace.max_project_files),
+        ];
+        if let Some((key, _)) = limits.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::at_key(key, "must be greater than 0"));
+        }
+        self.workspace_config()?;
         if self.database.ready_timeout_ms == 0 {
             return Err(ConfigError::at_key("database.ready_timeout_ms", "must be greater than 0"));
         }
@@ -550,6 +595,25 @@ impl Settings {
         self.database.url.clone().unwrap_or_else(|| {
             let path = self.data_dir.join("agentd.db");
             SecretString::from(format!("sqlite://{}", path.display()))
+        })
+    }
+
+    /// The workspace configuration: the allowed roots resolved to their real paths, and the
+    /// limits.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming `AGENTD_WORKSPACE_ALLOWED_ROOTS` when a root is not an absolute
+    /// path of an existing directory.
+    pub fn workspace_config(&self) -> Result<WorkspaceConfig, ConfigError> {
+        let allowed_roots = AllowedRoots::new(&self.workspace.allowed_roots)
+            .map_err(|e| ConfigError::at_key("workspace.allowed_roots", e.to_string()))?;
+        Ok(WorkspaceConfig {
+            allowed_roots,
+            limits: WorkspaceLimits {
+                max_file_bytes: self.workspace.max_file_bytes,
+                max_project_bytes: self.workspace.max_project_bytes,
+                max_project_files: self.workspace.max_project_files,
+            },
         })
     }
 
@@ -875,6 +939,54 @@ mod tests {
         assert!(printed.contains("postgres://agentd:[redacted]@db.internal:5432/agentd"));
         let flat = flatten(&s);
         assert_eq!(flat.get("secret_key").map(String::as_str), Some("\"[redacted]\""));
+    }
+
+    #[test]
+    fn workspace_limits_default_to_one_mib_a_hundred_mib_and_ten_thousand_files() {
+        let s = load(&[]).unwrap();
+        let config = s.workspace_config().unwrap();
+        assert_eq!(config.limits.max_file_bytes, 1_048_576);
+        assert_eq!(config.limits.max_project_bytes, 104_857_600);
+        assert_eq!(config.limits.max_project_files, 10_000);
+        assert!(!config.allowed_roots.is_enabled(), "directory workspaces are off by default");
+        let s = load(&[
+            ("AGENTD_MAX_FILE_BYTES", "10"),
+            ("AGENTD_MAX_PROJECT_BYTES", "100"),
+            ("AGENTD_MAX_PROJECT_FILES", "3"),
+        ])
+        .unwrap();
+        let limits = s.workspace_config().unwrap().limits;
+        assert_eq!(
+            (limits.max_file_bytes, limits.max_project_bytes, limits.max_project_files),
+            (10, 100, 3)
+        );
+        let err = load(&[("AGENTD_MAX_PROJECT_FILES", "0")]).unwrap_err();
+        assert_eq!(err.key, "AGENTD_MAX_PROJECT_FILES (workspace.max_project_files)");
+    }
+
+    #[test]
+    fn allowed_roots_are_a_comma_separated_list_of_existing_absolute_directories() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let list = format!("{}, {}", a.path().display(), b.path().display());
+        let s = load(&[("AGENTD_WORKSPACE_ALLOWED_ROOTS", &list)]).unwrap();
+        assert_eq!(s.workspace.allowed_roots, [a.path().to_owned(), b.path().to_owned()]);
+        let roots = s.workspace_config().unwrap().allowed_roots;
+        assert_eq!(roots.roots().len(), 2);
+
+        let key = "AGENTD_WORKSPACE_ALLOWED_ROOTS (workspace.allowed_roots)";
+        let err = load(&[("AGENTD_WORKSPACE_ALLOWED_ROOTS", "relative/dir")]).unwrap_err();
+        assert_eq!(err.key, key);
+        assert!(err.message.contains("absolute"), "{err}");
+        let missing = a.path().join("missing");
+        let err =
+            load(&[("AGENTD_WORKSPACE_ALLOWED_ROOTS", missing.to_str().unwrap())]).unwrap_err();
+        assert_eq!(err.key, key);
+        let file = a.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = load(&[("AGENTD_WORKSPACE_ALLOWED_ROOTS", file.to_str().unwrap())]).unwrap_err();
+        assert_eq!(err.key, key);
+        assert!(err.message.contains("not a directory"), "{err}");
     }
 
     #[test]

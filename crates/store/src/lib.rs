@@ -9,6 +9,7 @@
 
 mod api_keys;
 mod error;
+mod files;
 mod health;
 mod lockouts;
 mod postgres;

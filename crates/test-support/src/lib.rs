@@ -6,6 +6,7 @@
 //!   `AGENTD_TEST_DATABASE_URL` is set, for the store contract suite.
 //! - [`process`]: the `agentd` binary as a child process, with its log lines captured.
 //! - [`postgres`]: a throwaway PostgreSQL cluster the tests may stop and start.
+//! - [`traversal`]: a path-traversal corpus (generated encodings and the `wfuzz` word lists).
 //!
 //! Helpers panic on failure: a broken fixture should fail the test loudly.
 
@@ -13,6 +14,7 @@
 
 pub mod postgres;
 pub mod process;
+pub mod traversal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
