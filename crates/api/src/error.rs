@@ -152,7 +152,8 @@ impl From<StoreError> for ApiError {
                 details: vec![],
                 source: Some(Box::new(err)),
             },
-            StoreError::Backend(_) => Self::Internal(Box::new(err)),
+            // Only workers write under leases; an HTTP request never should.
+            StoreError::LeaseLost | StoreError::Backend(_) => Self::Internal(Box::new(err)),
         }
     }
 }

@@ -84,6 +84,10 @@ define_id!(
     /// Identifies an agent run.
     RunId
 );
+define_id!(
+    /// Identifies a conversation.
+    ConversationId
+);
 
 #[cfg(test)]
 mod tests {

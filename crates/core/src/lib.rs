@@ -7,11 +7,14 @@
 
 pub mod auth;
 pub mod clock;
+pub mod conversation;
 pub mod error;
 pub mod id;
 pub mod page;
 pub mod project;
 pub mod revision;
+pub mod run;
+pub mod signal;
 pub mod store;
 pub mod user;
 pub mod workspace;
@@ -19,7 +22,7 @@ pub mod workspace_path;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{StoreError, StoreResult};
-pub use id::{ApiKeyId, ProjectId, RunId, SessionId, UserId};
+pub use id::{ApiKeyId, ConversationId, ProjectId, RunId, SessionId, UserId};
 pub use page::{Page, PageRequest};
 pub use store::Store;
 pub use workspace::{Workspace, WorkspaceError, WorkspaceResult};

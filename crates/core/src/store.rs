@@ -8,15 +8,20 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::auth::{ApiKey, Lockout, NewApiKey, RefreshOutcome, Session};
+use crate::conversation::{Conversation, ConversationMessage, NewConversation, NewMessage};
 use crate::page::{Page, PageRequest};
 use crate::project::{NewProject, Project, ProjectFilter, ProjectPatch};
+use crate::run::{
+    Created, Finish, Heartbeat, Lease, NewEvent, NewRun, Run, RunEvent, RunFilter, RunUsage, Step,
+};
+use crate::signal::Signals;
 use crate::user::{NewUser, User, UserPatch};
 use crate::workspace::{
     Author, Change, ChangeCursor, ContentHash, DeleteOutcome, FileContent, FileEntry, FileWrite,
     NewChange, Precondition, RevertOutcome, WorkspaceLimits, WorkspaceResult, WriteOutcome,
 };
 use crate::workspace_path::WorkspacePath;
-use crate::{ApiKeyId, ProjectId, SessionId, StoreResult, UserId};
+use crate::{ApiKeyId, ConversationId, ProjectId, RunId, SessionId, StoreResult, UserId};
 
 /// The whole store, as the application holds it.
 pub trait Store:
@@ -27,6 +32,10 @@ pub trait Store:
     + LockoutStore
     + ProjectStore
     + FileStore
+    + RunStore
+    + ConversationStore
+    + MaintenanceStore
+    + Signals
     + std::fmt::Debug
 {
 }
@@ -39,6 +48,10 @@ impl<T> Store for T where
         + LockoutStore
         + ProjectStore
         + FileStore
+        + RunStore
+        + ConversationStore
+        + MaintenanceStore
+        + Signals
         + std::fmt::Debug
 {
 }
@@ -238,4 +251,125 @@ pub trait FileStore: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Vec<Change>>;
     /// The content with this hash in the project's blob store; `NotFound { entity: "blob" }`.
     async fn blob(&self, project: ProjectId, sha256: &ContentHash) -> StoreResult<Vec<u8>>;
+}
+
+/// Runs: the queue, leases, the journal and the event log.
+///
+/// Every status change appends its `run.status` event (and the terminal ones `run.completed`) in
+/// the same transaction, so the event log is a complete history by construction. Writes a worker
+/// makes carry its [`Lease`]; the store refuses them with [`StoreError::LeaseLost`](crate::StoreError::LeaseLost)
+/// once the lease is no longer current.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Creates a run (queued), or finds the one created with the same idempotency key.
+    async fn create_run(&self, new: NewRun) -> StoreResult<Created>;
+    /// The run if `owner` owns it (any run when `None`).
+    async fn run(&self, owner: Option<UserId>, id: RunId) -> StoreResult<Run>;
+    /// Runs `owner` owns (all when `None`), newest first.
+    async fn list_runs(
+        &self,
+        owner: Option<UserId>,
+        filter: RunFilter,
+        page: PageRequest<RunId>,
+    ) -> StoreResult<Page<Run, RunId>>;
+    /// Asks to cancel: a queued or waiting run is cancelled at once; a running one is flagged
+    /// for its worker. Returns the run afterwards. Terminal runs are returned unchanged.
+    async fn request_cancel(&self, owner: Option<UserId>, id: RunId) -> StoreResult<Run>;
+    /// Takes up to `limit` claimable runs for `worker` with a lease of `lease`: each becomes
+    /// `running` with its attempt incremented. At most one run per conversation is active, and a
+    /// conversation's queued runs are taken in order.
+    async fn claim_runs(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> StoreResult<Vec<Run>>;
+    /// Extends the lease and records progress; says whether cancellation was requested.
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        extend: std::time::Duration,
+        progress: Option<(u8, String)>,
+    ) -> StoreResult<Heartbeat>;
+    /// The run's journal, in order.
+    async fn steps(&self, run: RunId) -> StoreResult<Vec<Step>>;
+    /// Writes a journal step (inserting it, or replacing the step with the same `seq`) together
+    /// with `events` and the usage it added, in one transaction.
+    async fn record_step(
+        &self,
+        lease: &Lease,
+        step: Step,
+        usage: Option<RunUsage>,
+        events: Vec<NewEvent>,
+    ) -> StoreResult<()>;
+    /// Appends events on behalf of the worker holding `lease`.
+    async fn append_events(&self, lease: &Lease, events: Vec<NewEvent>) -> StoreResult<()>;
+    /// The run's events after `after`, at most `limit`.
+    async fn events(&self, run: RunId, after: i64, limit: u32) -> StoreResult<Vec<RunEvent>>;
+    /// Adds active time to the run.
+    async fn add_active_time(&self, lease: &Lease, ms: u64) -> StoreResult<()>;
+    /// Ends the worker's attempt (see [`Finish`]) and frees the lease.
+    async fn finish_attempt(&self, lease: &Lease, finish: Finish) -> StoreResult<Run>;
+    /// Runs whose lease expired (their worker died): each goes back to the queue, or fails when
+    /// its attempts are used up, or is cancelled when cancellation was requested. Returns how
+    /// many were rescued.
+    async fn rescue_expired(&self, max_attempts_error: &str) -> StoreResult<u32>;
+    /// The ids of running runs held by `worker` whose cancellation was requested.
+    async fn cancel_requested(&self, worker_prefix: &str) -> StoreResult<Vec<RunId>>;
+    /// Deletes terminal runs that finished before `before` (their journal and events go too);
+    /// at most `limit` per call. Returns how many were deleted.
+    async fn delete_runs_before(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+}
+
+/// Conversations and their messages.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Creates a conversation.
+    async fn create_conversation(&self, new: NewConversation) -> StoreResult<Conversation>;
+    /// The conversation if `owner` owns it (any when `None`).
+    async fn conversation(
+        &self,
+        owner: Option<UserId>,
+        id: ConversationId,
+    ) -> StoreResult<Conversation>;
+    /// Conversations `owner` owns (all when `None`), newest first.
+    async fn list_conversations(
+        &self,
+        owner: Option<UserId>,
+        page: PageRequest<ConversationId>,
+    ) -> StoreResult<Page<Conversation, ConversationId>>;
+    /// Deletes a conversation `owner` owns, with its messages; its runs stay (unlinked).
+    async fn delete_conversation(
+        &self,
+        owner: Option<UserId>,
+        id: ConversationId,
+    ) -> StoreResult<()>;
+    /// The messages, in order.
+    async fn messages(&self, id: ConversationId) -> StoreResult<Vec<ConversationMessage>>;
+    /// Appends messages (written by `run`, if a run wrote them) and marks the conversation active.
+    async fn append_messages(
+        &self,
+        id: ConversationId,
+        run: Option<RunId>,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<()>;
+    /// Deletes conversations with no activity since `before` and no active run; at most `limit`.
+    async fn delete_conversations_before(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64>;
+}
+
+/// Coordination of periodic work between nodes.
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync {
+    /// Takes (or renews) the lock `name` for `holder` until `ttl` from now, if it is free,
+    /// expired, or already `holder`'s. Returns whether `holder` has it.
+    async fn try_lock(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool>;
 }

@@ -8,15 +8,19 @@
 //! sees `sqlx::Error`.
 
 mod api_keys;
+mod conversations;
 mod error;
 mod files;
 mod health;
 mod lockouts;
 mod postgres;
 mod projects;
+mod runs;
 mod sessions;
+mod signals;
 mod sql;
 mod sqlite;
+mod steps;
 mod types;
 mod users;
 

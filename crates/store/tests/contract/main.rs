@@ -6,6 +6,7 @@
 mod files;
 mod identity;
 mod projects;
+mod runs;
 mod users;
 
 use agentd_store::{Backend, Database};
