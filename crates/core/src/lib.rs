@@ -11,10 +11,12 @@ pub mod id;
 pub mod page;
 pub mod project;
 pub mod store;
+pub mod usage;
 pub mod user;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{StoreError, StoreResult};
 pub use id::{ProjectId, UserId};
 pub use page::{Page, PageRequest};
-pub use store::Store;
+pub use store::{Store, UsageStore};
+pub use usage::{NewUsage, UsageBucket, UsageQuery};

@@ -7,13 +7,14 @@ use async_trait::async_trait;
 
 use crate::page::{Page, PageRequest};
 use crate::project::{NewProject, Project};
+use crate::usage::{NewUsage, UsageBucket, UsageQuery};
 use crate::user::{NewUser, User};
 use crate::{ProjectId, StoreResult, UserId};
 
 /// The whole store, as the application holds it.
-pub trait Store: Health + UserStore + ProjectStore + std::fmt::Debug {}
+pub trait Store: Health + UserStore + ProjectStore + UsageStore + std::fmt::Debug {}
 
-impl<T> Store for T where T: Health + UserStore + ProjectStore + std::fmt::Debug {}
+impl<T> Store for T where T: Health + UserStore + ProjectStore + UsageStore + std::fmt::Debug {}
 
 /// Reachability of the store, for readiness checks.
 #[async_trait]
@@ -49,4 +50,14 @@ pub trait ProjectStore: Send + Sync {
         owner: Option<UserId>,
         page: PageRequest<ProjectId>,
     ) -> StoreResult<Page<Project, ProjectId>>;
+}
+
+/// The usage ledger of LLM calls.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Appends one attempt.
+    async fn record_usage(&self, usage: NewUsage) -> StoreResult<()>;
+    /// Sums of the attempts in the query's days, per day, model, agent type and project,
+    /// ordered by day, provider, model, agent type, then project (none first).
+    async fn usage_summary(&self, query: &UsageQuery) -> StoreResult<Vec<UsageBucket>>;
 }

@@ -14,6 +14,7 @@ mod projects;
 mod sql;
 mod sqlite;
 mod types;
+mod usage;
 mod users;
 
 use std::sync::Arc;

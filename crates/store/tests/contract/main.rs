@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod projects;
+mod usage;
 mod users;
 
 use agentd_store::{Backend, Database};
