@@ -6,11 +6,14 @@
 //!   `AGENTD_TEST_DATABASE_URL` is set, for the store contract suite.
 //! - [`process`]: the `agentd` binary as a child process, with its log lines captured.
 //! - [`postgres`]: a throwaway PostgreSQL cluster the tests may stop and start.
+//! - [`llm`]: scripted fake servers for the OpenAI, Anthropic and Gemini wire protocols, with
+//!   fault injection, recording the requests they receive.
 //!
 //! Helpers panic on failure: a broken fixture should fail the test loudly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod llm;
 pub mod postgres;
 pub mod process;
 
