@@ -326,6 +326,13 @@ impl Inner {
         }
     }
 
+    /// Whether `c`'s breaker is open (a 429 cooldown alone does not count: its wait is honoured).
+    fn is_open(&self, c: &Candidate) -> bool {
+        let map = lock(&self.runtime);
+        map.get(&(c.provider.clone(), c.model.clone()))
+            .is_some_and(|rt| rt.breaker.state(Instant::now()) == BreakerState::Open)
+    }
+
     fn endpoint(&self, c: &Candidate) -> Option<&Endpoint> {
         self.providers.get(&c.provider)?.endpoint.as_ref()
     }
@@ -538,7 +545,8 @@ impl Inner {
             }
             let hint = failure.error.retry_after();
             last = Some(failure.error);
-            if attempt + 1 >= self.max_attempts {
+            // The last attempt, or one that opened the breaker: move on at once.
+            if attempt + 1 >= self.max_attempts || self.is_open(c) {
                 break;
             }
             let delay = match hint {

@@ -37,7 +37,11 @@ fn sse(events: Vec<String>, fault: Option<StreamFault>) -> Response {
         None | Some(StreamFault::Overloaded) => Body::from_stream(chunks),
         Some(StreamFault::Stall) => Body::from_stream(chunks.chain(futures::stream::pending())),
         Some(StreamFault::Disconnect) => Body::from_stream(
-            chunks.chain(futures::stream::once(async { Err(io::Error::other("the fake hangs up")) })),
+            // A moment first, so that the events before the fault are flushed to the client.
+            chunks.chain(futures::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                Err(io::Error::other("the fake hangs up"))
+            })),
         ),
     };
     Response::builder()
