@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentd_api::{ApiConfig, AppState, Lifecycle};
+use agentd_core::UsageStore;
+use agentd_llm::{LlmRouter, UsageLedger};
 use agentd_store::Database;
 use anyhow::Context as _;
 use axum::extract::ConnectInfo;
@@ -35,6 +37,7 @@ pub struct Application {
     database: Database,
     settings: Arc<Settings>,
     shutdown: CancellationToken,
+    llm: LlmRouter,
 }
 
 /// Why the application could not start. Each variant is one clear line for the operator.
@@ -65,6 +68,9 @@ pub enum StartupError {
         /// The failure and its causes.
         reason: String,
     },
+    /// The LLM layer could not be built.
+    #[error("invalid LLM configuration: {0}")]
+    Llm(#[from] agentd_llm::LlmConfigError),
     /// The listening address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -126,6 +132,22 @@ pub fn effective_secret_key(settings: &Settings) -> SecretString {
     SecretString::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
+/// The LLM router of the settings, recording usage in `store`.
+///
+/// # Errors
+/// When a provider's HTTP client cannot be built or the settings are invalid.
+pub fn build_llm(
+    settings: &Settings,
+    store: Arc<dyn agentd_core::Store>,
+) -> Result<LlmRouter, StartupError> {
+    let usage: Arc<dyn UsageStore> = store;
+    let mut builder = LlmRouter::builder(settings.llm.clone()).ledger(UsageLedger::spawn(usage));
+    for (agent_type, route) in settings.agent_routes() {
+        builder = builder.route(agent_type, route);
+    }
+    Ok(builder.build()?)
+}
+
 impl Application {
     /// Opens (and migrates) the database, builds the router, and binds the listener.
     ///
@@ -146,6 +168,12 @@ impl Application {
             }),
         };
         let router = agentd_api::router(state);
+        let llm = build_llm(&settings, database.store())?;
+        if !llm.is_configured() {
+            tracing::warn!(
+                "no language model is configured: agent runs will fail with no_llm_configured"
+            );
+        }
         let addr = settings.http.bind;
         let listener =
             TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
@@ -159,7 +187,14 @@ impl Application {
             database,
             settings: Arc::new(settings),
             shutdown: CancellationToken::new(),
+            llm,
         })
+    }
+
+    /// The LLM layer: the client agents call, and its status for `GET /v1/llm/providers`.
+    #[must_use]
+    pub const fn llm(&self) -> &LlmRouter {
+        &self.llm
     }
 
     /// The address actually bound (useful with port 0).
@@ -182,7 +217,8 @@ impl Application {
     /// # Errors
     /// Only for failures that make serving impossible.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, local_addr, router, lifecycle, database, settings, shutdown } = self;
+        let Self { listener, local_addr, router, lifecycle, database, settings, shutdown, llm: _ } =
+            self;
         tracing::info!(
             address = %local_addr,
             env = %settings.env,
