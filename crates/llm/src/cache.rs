@@ -45,6 +45,7 @@ pub fn cache_key(provider: &str, model: &str, req: &ChatRequest) -> String {
     hex::encode(hasher.finalize())
 }
 
+#[allow(clippy::ptr_arg, reason = "moka's weigher is given the key as &K")]
 fn weight(key: &String, entry: &Arc<Entry>) -> u32 {
     let r = &entry.response;
     let bytes = key.len()

@@ -77,11 +77,15 @@ async fn entries_expire_after_their_ttl() {
 async fn a_streamed_answer_is_cached_and_replayed_as_a_stream() {
     let h = harness(&[Protocol::Anthropic], |_, _| {}).await;
     h.fake(0).push([Reply::stream_text(&["str", "eam"])]);
-    let first: Vec<_> = h.router.chat_stream(deterministic(), &ctx()).await.unwrap().collect().await;
-    let second: Vec<_> = h.router.chat_stream(deterministic(), &ctx()).await.unwrap().collect().await;
+    let first: Vec<_> =
+        h.router.chat_stream(deterministic(), &ctx()).await.unwrap().collect().await;
+    let second: Vec<_> =
+        h.router.chat_stream(deterministic(), &ctx()).await.unwrap().collect().await;
     assert_eq!(h.fake(0).request_count(), 1);
     assert_eq!(second[0], Ok(StreamEvent::TextDelta { text: "stream".into() }));
-    let (Some(Ok(StreamEvent::Completed(a))), Some(Ok(StreamEvent::Completed(b)))) = (first.last(), second.last()) else {
+    let (Some(Ok(StreamEvent::Completed(a))), Some(Ok(StreamEvent::Completed(b)))) =
+        (first.last(), second.last())
+    else {
         panic!("{first:?} {second:?}")
     };
     assert_eq!((a.cache_hit, b.cache_hit), (false, true));

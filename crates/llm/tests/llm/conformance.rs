@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use agentd_llm::config::CacheMode;
 use agentd_llm::provider::Wire;
-use agentd_llm::{ChatRequest, ChatResponse, LlmClient, LlmRouter, LlmSettings, ProviderSettings, StreamEvent};
+use agentd_llm::{
+    ChatRequest, ChatResponse, LlmClient, LlmRouter, LlmSettings, ProviderSettings, StreamEvent,
+};
 use agentd_test_support::llm::{FakeLlm, Protocol, Reply};
 use futures::StreamExt;
 use secrecy::SecretString;
@@ -60,7 +62,8 @@ fn fixtures(protocol: &str) -> Vec<(String, Fixture)> {
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            let fixture = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let fixture =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             (name, fixture)
         })
         .collect();
@@ -73,11 +76,16 @@ async fn conform(protocol: Protocol, dir: &str) {
     let wire = Wire(kind_of(protocol));
     for (name, fx) in fixtures(dir) {
         let name = format!("{dir}/{name}");
-        assert_eq!(wire.request_body(&fx.model, &fx.request, fx.stream), fx.wire_request.body, "{name}: request body");
+        assert_eq!(
+            wire.request_body(&fx.model, &fx.request, fx.stream),
+            fx.wire_request.body,
+            "{name}: request body"
+        );
         let response = &fx.wire_response;
         if let Some(kind) = &fx.expected.error {
             let headers = http::HeaderMap::new();
-            let (err, _) = wire.classify_error(response.status, &headers, response.body.as_bytes(), NOW);
+            let (err, _) =
+                wire.classify_error(response.status, &headers, response.body.as_bytes(), NOW);
             assert_eq!(err.kind(), kind, "{name}: {err:?}");
             let expected_delay = fx.expected.retry_after_ms.map(std::time::Duration::from_millis);
             assert_eq!(err.retry_after(), expected_delay, "{name}");
@@ -103,14 +111,21 @@ async fn conform(protocol: Protocol, dir: &str) {
                 .await;
             assert_eq!(Some(events), fx.expected.events, "{name}: events");
         } else {
-            let answer = router.chat(fx.request.clone(), &ctx()).await.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let answer = router
+                .chat(fx.request.clone(), &ctx())
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
             assert_eq!(Some(answer), fx.expected.response, "{name}: response");
         }
         let sent = &fake.requests()[0];
         assert_eq!(sent.path, fx.wire_request.path, "{name}: path");
         assert_eq!(sent.body, fx.wire_request.body, "{name}: body on the wire");
         for (header, value) in &fx.wire_request.headers {
-            assert_eq!(sent.headers.get(header).map(|v| v.to_str().unwrap()), Some(value.as_str()), "{name}: {header}");
+            assert_eq!(
+                sent.headers.get(header).map(|v| v.to_str().unwrap()),
+                Some(value.as_str()),
+                "{name}: {header}"
+            );
         }
     }
 }

@@ -65,7 +65,11 @@ async fn agent_types_without_a_route_use_the_default_model() {
 }
 
 fn big() -> ChatRequest {
-    ChatRequest { messages: vec![Message::user("x".repeat(4_000))], max_tokens: Some(100), ..ChatRequest::default() }
+    ChatRequest {
+        messages: vec![Message::user("x".repeat(4_000))],
+        max_tokens: Some(100),
+        ..ChatRequest::default()
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -83,7 +87,8 @@ async fn a_request_that_cannot_fit_fails_with_context_overflow_before_any_call()
 async fn a_larger_context_fallback_takes_what_the_primary_cannot_hold() {
     let h = harness(&[Protocol::Openai, Protocol::Anthropic], |s, _| {
         s.models.insert("p0/m".into(), ModelSettings { context_window: Some(1_000), price: None });
-        s.models.insert("p1/m".into(), ModelSettings { context_window: Some(200_000), price: None });
+        s.models
+            .insert("p1/m".into(), ModelSettings { context_window: Some(200_000), price: None });
     })
     .await;
     h.fake(1).push([Reply::text("roomy")]);
@@ -94,9 +99,12 @@ async fn a_larger_context_fallback_takes_what_the_primary_cannot_hold() {
 #[tokio::test(start_paused = true)]
 async fn a_provider_reported_overflow_falls_back_only_to_a_larger_window() {
     let h = harness(&[Protocol::Openai, Protocol::Anthropic, Protocol::Gemini], |s, _| {
-        s.models.insert("p0/m".into(), ModelSettings { context_window: Some(128_000), price: None });
-        s.models.insert("p1/m".into(), ModelSettings { context_window: Some(100_000), price: None });
-        s.models.insert("p2/m".into(), ModelSettings { context_window: Some(1_000_000), price: None });
+        s.models
+            .insert("p0/m".into(), ModelSettings { context_window: Some(128_000), price: None });
+        s.models
+            .insert("p1/m".into(), ModelSettings { context_window: Some(100_000), price: None });
+        s.models
+            .insert("p2/m".into(), ModelSettings { context_window: Some(1_000_000), price: None });
     })
     .await;
     h.fake(0).push([Reply::context_overflow()]);

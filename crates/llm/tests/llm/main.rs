@@ -18,7 +18,10 @@ use std::time::Duration;
 use agentd_core::{Clock, NewUsage, StoreResult, UsageBucket, UsageQuery, UsageStore, UserId};
 use agentd_llm::config::ProviderSettings;
 use agentd_llm::retry::Jitter;
-use agentd_llm::{AgentRoute, ChatRequest, LlmRouter, LlmSettings, Message, ProviderKind, RequestContext, UsageLedger};
+use agentd_llm::{
+    AgentRoute, ChatRequest, LlmRouter, LlmSettings, Message, ProviderKind, RequestContext,
+    UsageLedger,
+};
 use agentd_test_support::llm::{FakeLlm, Protocol};
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -99,7 +102,10 @@ impl Harness {
 
 /// Providers `p0`, `p1`, ... (one fake each, model `m`), agent type `code` routed to `p0/m` with
 /// the others as fallbacks in order; backoff without jitter (each delay is its ceiling).
-pub(crate) async fn harness(protocols: &[Protocol], tweak: impl FnOnce(&mut LlmSettings, &mut AgentRoute)) -> Harness {
+pub(crate) async fn harness(
+    protocols: &[Protocol],
+    tweak: impl FnOnce(&mut LlmSettings, &mut AgentRoute),
+) -> Harness {
     let mut settings = LlmSettings::default();
     let mut fakes = Vec::new();
     for (i, protocol) in protocols.iter().enumerate() {
@@ -133,5 +139,8 @@ pub(crate) fn ctx() -> RequestContext {
 }
 
 pub(crate) fn hello() -> ChatRequest {
-    ChatRequest { messages: vec![Message::system("Be brief."), Message::user("Say hello.")], ..ChatRequest::default() }
+    ChatRequest {
+        messages: vec![Message::system("Be brief."), Message::user("Say hello.")],
+        ..ChatRequest::default()
+    }
 }

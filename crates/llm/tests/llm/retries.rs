@@ -25,7 +25,12 @@ async fn each_transient_status_is_retried_with_exponential_backoff() {
 #[tokio::test(start_paused = true)]
 async fn at_most_three_attempts_are_made_and_the_last_error_surfaces() {
     let h = harness(&[Protocol::Openai], |s, _| s.breaker.consecutive_failures = 10).await;
-    h.fake(0).push([Reply::status(502), Reply::status(502), Reply::status(502), Reply::text("never")]);
+    h.fake(0).push([
+        Reply::status(502),
+        Reply::status(502),
+        Reply::status(502),
+        Reply::text("never"),
+    ]);
     let err = h.router.chat(hello(), &ctx()).await.unwrap_err();
     assert!(matches!(err, LlmError::Server { status: 502, .. }), "{err:?}");
     assert_eq!(h.fake(0).request_count(), 3);
@@ -111,7 +116,8 @@ async fn a_dead_endpoint_is_retried_as_a_connect_error() {
 
 #[tokio::test(start_paused = true)]
 async fn malformed_and_oversized_answers_are_protocol_errors_that_fail_over_without_retry() {
-    let h = harness(&[Protocol::Openai, Protocol::Anthropic], |s, _| s.max_response_bytes = 4096).await;
+    let h =
+        harness(&[Protocol::Openai, Protocol::Anthropic], |s, _| s.max_response_bytes = 4096).await;
     h.fake(0).push([Reply::malformed_json()]);
     h.fake(1).push([Reply::oversized(10_000)]);
     let err = h.router.chat(hello(), &ctx()).await.unwrap_err();

@@ -32,7 +32,10 @@ async fn each_protocol_streams_text_deltas_then_the_completed_answer() {
         h.fake(0).push([Reply::stream_text(&["Hel", "lo", "!"])]);
         let items = collect(h.router.chat_stream(hello(), &ctx()).await.unwrap()).await;
         assert_eq!(text_of(&items), "Hello!", "{protocol:?}");
-        assert_eq!(items.iter().filter(|i| matches!(i, Ok(StreamEvent::TextDelta { .. }))).count(), 3);
+        assert_eq!(
+            items.iter().filter(|i| matches!(i, Ok(StreamEvent::TextDelta { .. }))).count(),
+            3
+        );
         let Some(Ok(StreamEvent::Completed(answer))) = items.last() else { panic!("{items:?}") };
         assert_eq!((answer.text.as_str(), answer.stop_reason), ("Hello!", StopReason::EndTurn));
         assert_eq!(h.fake(0).requests()[0].headers.get("accept").unwrap(), "text/event-stream");
@@ -65,7 +68,10 @@ async fn failures_before_the_first_delta_are_retried() {
         (Protocol::Gemini, StreamFault::Overloaded, crate::ms(500)),
     ] {
         let h = harness(&[protocol], |_, _| {}).await;
-        h.fake(0).push([Reply::stream_text(&["never"]).fault_after(0, fault), Reply::stream_text(&["ok"])]);
+        h.fake(0).push([
+            Reply::stream_text(&["never"]).fault_after(0, fault),
+            Reply::stream_text(&["ok"]),
+        ]);
         let items = collect(h.router.chat_stream(hello(), &ctx()).await.unwrap()).await;
         assert_eq!(text_of(&items), "ok", "{protocol:?} {fault:?}");
         assert_eq!(h.fake(0).request_count(), 2);
@@ -75,7 +81,8 @@ async fn failures_before_the_first_delta_are_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stream_silent_before_its_first_delta_times_out_and_fails_over() {
-    let h = harness(&[Protocol::Anthropic, Protocol::Openai], |s, _| s.retry.max_attempts = 1).await;
+    let h =
+        harness(&[Protocol::Anthropic, Protocol::Openai], |s, _| s.retry.max_attempts = 1).await;
     h.fake(0).push([Reply::stream_text(&["never"]).fault_after(0, StreamFault::Stall)]);
     h.fake(1).push([Reply::stream_text(&["fallback"])]);
     let start = tokio::time::Instant::now();
@@ -88,7 +95,9 @@ async fn a_stream_silent_before_its_first_delta_times_out_and_fails_over() {
 #[tokio::test(start_paused = true)]
 async fn after_the_first_delta_a_failure_ends_the_stream_without_retry_or_failover() {
     let h = harness(&[Protocol::Openai, Protocol::Anthropic], |_, _| {}).await;
-    h.fake(0).push([Reply::stream_text(&["partial ", "answer"]).fault_after(1, StreamFault::Disconnect)]);
+    h.fake(0).push([
+        Reply::stream_text(&["partial ", "answer"]).fault_after(1, StreamFault::Disconnect)
+    ]);
     h.fake(1).push([Reply::stream_text(&["must not be used"])]);
     let items = collect(h.router.chat_stream(hello(), &ctx()).await.unwrap()).await;
     assert_eq!(text_of(&items), "partial ");

@@ -8,7 +8,8 @@ use futures::StreamExt;
 
 use crate::{ctx, harness, hello};
 
-const REPORTED: FakeUsage = FakeUsage { input: 1_000, cached: 400, cache_write: 100, output: 50, reasoning: 20 };
+const REPORTED: FakeUsage =
+    FakeUsage { input: 1_000, cached: 400, cache_write: 100, output: 50, reasoning: 20 };
 
 async fn answer(protocol: Protocol, stream: bool) -> ChatResponse {
     let h = harness(&[protocol], |_, _| {}).await;
@@ -32,13 +33,44 @@ async fn usage_is_normalised_per_provider_with_cached_tokens_counted_once() {
     // OpenAI and Gemini include cached tokens in the prompt count, Anthropic reports them apart;
     // Anthropic folds reasoning into output, Gemini reports thoughts apart.
     let expected = [
-        (Protocol::Openai, Usage { input_tokens: 1_400, cached_input_tokens: 400, cache_write_tokens: 0, output_tokens: 70, reasoning_tokens: 20 }),
-        (Protocol::Anthropic, Usage { input_tokens: 1_500, cached_input_tokens: 400, cache_write_tokens: 100, output_tokens: 70, reasoning_tokens: 0 }),
-        (Protocol::Gemini, Usage { input_tokens: 1_400, cached_input_tokens: 400, cache_write_tokens: 0, output_tokens: 70, reasoning_tokens: 20 }),
+        (
+            Protocol::Openai,
+            Usage {
+                input_tokens: 1_400,
+                cached_input_tokens: 400,
+                cache_write_tokens: 0,
+                output_tokens: 70,
+                reasoning_tokens: 20,
+            },
+        ),
+        (
+            Protocol::Anthropic,
+            Usage {
+                input_tokens: 1_500,
+                cached_input_tokens: 400,
+                cache_write_tokens: 100,
+                output_tokens: 70,
+                reasoning_tokens: 0,
+            },
+        ),
+        (
+            Protocol::Gemini,
+            Usage {
+                input_tokens: 1_400,
+                cached_input_tokens: 400,
+                cache_write_tokens: 0,
+                output_tokens: 70,
+                reasoning_tokens: 20,
+            },
+        ),
     ];
     for (protocol, usage) in expected {
         for stream in [false, true] {
-            assert_eq!(answer(protocol, stream).await.usage, usage, "{protocol:?}, stream: {stream}");
+            assert_eq!(
+                answer(protocol, stream).await.usage,
+                usage,
+                "{protocol:?}, stream: {stream}"
+            );
         }
     }
 }
@@ -56,7 +88,10 @@ fn price(input: &str, output: &str, cached: &str) -> Price {
 async fn each_attempt_is_recorded_with_its_cost_and_unpriced_models_have_none() {
     let h = harness(&[Protocol::Openai, Protocol::Anthropic], |s, _| {
         s.breaker.consecutive_failures = 10;
-        s.models.insert("p0/m".into(), ModelSettings { context_window: None, price: Some(price("2.5", "10", "1.25")) });
+        s.models.insert(
+            "p0/m".into(),
+            ModelSettings { context_window: None, price: Some(price("2.5", "10", "1.25")) },
+        );
     })
     .await;
     h.fake(0).push([Reply::status(500), Reply::text("priced").with_usage(REPORTED)]);
@@ -68,8 +103,14 @@ async fn each_attempt_is_recorded_with_its_cost_and_unpriced_models_have_none() 
     assert_eq!(records.len(), 2);
     assert_eq!((records[0].outcome.as_str(), records[1].outcome.as_str()), ("server_error", "ok"));
     let ok = &records[1];
-    assert_eq!((ok.principal, ok.run_id, ok.project_id), (context.principal, context.run_id, context.project_id));
-    assert_eq!((ok.provider.as_str(), ok.model.as_str(), ok.agent_type.as_str()), ("p0", "m", "code"));
+    assert_eq!(
+        (ok.principal, ok.run_id, ok.project_id),
+        (context.principal, context.run_id, context.project_id)
+    );
+    assert_eq!(
+        (ok.provider.as_str(), ok.model.as_str(), ok.agent_type.as_str()),
+        ("p0", "m", "code")
+    );
     // (1000 uncached × 2.5 + 400 cached × 1.25 + 70 output × 10) / 1M = 0.0037 USD.
     assert_eq!(ok.cost_nano_usd, Some(3_700_000));
     assert_eq!((ok.input_tokens, ok.cached_input_tokens, ok.output_tokens), (1_400, 400, 70));
@@ -105,10 +146,17 @@ async fn the_ledger_writes_every_attempt_to_the_store() {
     ledger.flush().await;
     let today = time::OffsetDateTime::now_utc().date();
     let buckets = store
-        .usage_summary(&UsageQuery { principal: Some(context.principal), from: today.previous_day().unwrap(), to: today.next_day().unwrap() })
+        .usage_summary(&UsageQuery {
+            principal: Some(context.principal),
+            from: today.previous_day().unwrap(),
+            to: today.next_day().unwrap(),
+        })
         .await
         .unwrap();
     assert_eq!(buckets.len(), 1);
-    assert_eq!((buckets[0].model.as_str(), buckets[0].attempts, buckets[0].input_tokens), ("gemini-test", 1, 1_400));
+    assert_eq!(
+        (buckets[0].model.as_str(), buckets[0].attempts, buckets[0].input_tokens),
+        ("gemini-test", 1, 1_400)
+    );
     assert_eq!(buckets[0].unpriced_attempts, 1);
 }

@@ -151,7 +151,10 @@ impl Reply {
 
     /// A streamed text answer, one delta per piece.
     pub fn stream_text(pieces: &[&str]) -> Self {
-        Self { stream: true, ..Self::new(ReplyBody::Text(pieces.iter().map(|p| (*p).to_owned()).collect())) }
+        Self {
+            stream: true,
+            ..Self::new(ReplyBody::Text(pieces.iter().map(|p| (*p).to_owned()).collect()))
+        }
     }
 
     /// A tool call.
@@ -196,7 +199,11 @@ impl Reply {
 
     /// Exactly this answer.
     pub fn raw(status: u16, content_type: &str, body: &str) -> Self {
-        Self::new(ReplyBody::Raw { status, content_type: content_type.to_owned(), body: body.to_owned() })
+        Self::new(ReplyBody::Raw {
+            status,
+            content_type: content_type.to_owned(),
+            body: body.to_owned(),
+        })
     }
 
     /// Streamed.
@@ -315,12 +322,19 @@ impl FakeLlm {
     }
 }
 
-async fn answer(State(shared): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn answer(
+    State(shared): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let reply = {
         let mut script = shared.script.lock().unwrap();
         script.received.push(Recorded {
             at: tokio::time::Instant::now(),
-            path: uri.path_and_query().map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned()),
+            path: uri
+                .path_and_query()
+                .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned()),
             headers,
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         });

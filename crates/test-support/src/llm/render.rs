@@ -13,9 +13,15 @@ pub(super) fn response(protocol: Protocol, reply: &Reply) -> Response {
     match &reply.body {
         ReplyBody::Error { status, retry_after } => error(protocol, *status, retry_after),
         ReplyBody::ContextOverflow => context_overflow(protocol),
-        ReplyBody::MalformedSse => sse(vec!["data: {\"choices\": [ {\"delta\": \n\n".to_owned()], None),
-        ReplyBody::MalformedJson => plain(200, "application/json", "{\"id\": \"x\", \"choices\": [".to_owned()),
-        ReplyBody::Oversized(n) => plain(200, "application/json", format!("{{\"pad\": \"{}\"}}", "x".repeat(*n))),
+        ReplyBody::MalformedSse => {
+            sse(vec!["data: {\"choices\": [ {\"delta\": \n\n".to_owned()], None)
+        }
+        ReplyBody::MalformedJson => {
+            plain(200, "application/json", "{\"id\": \"x\", \"choices\": [".to_owned())
+        }
+        ReplyBody::Oversized(n) => {
+            plain(200, "application/json", format!("{{\"pad\": \"{}\"}}", "x".repeat(*n)))
+        }
         ReplyBody::Raw { status, content_type, body } => plain(*status, content_type, body.clone()),
         ReplyBody::Text(_) | ReplyBody::ToolCall { .. } if reply.stream => {
             let (events, fault) = stream_events(protocol, reply);
@@ -28,11 +34,16 @@ pub(super) fn response(protocol: Protocol, reply: &Reply) -> Response {
 }
 
 fn plain(status: u16, content_type: &str, body: String) -> Response {
-    Response::builder().status(status).header("content-type", content_type).body(Body::from(body)).unwrap()
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .unwrap()
 }
 
 fn sse(events: Vec<String>, fault: Option<StreamFault>) -> Response {
-    let chunks = futures::stream::iter(events.into_iter().map(|e| Ok::<Bytes, io::Error>(Bytes::from(e))));
+    let chunks =
+        futures::stream::iter(events.into_iter().map(|e| Ok::<Bytes, io::Error>(Bytes::from(e))));
     let body = match fault {
         None | Some(StreamFault::Overloaded) => Body::from_stream(chunks),
         Some(StreamFault::Stall) => Body::from_stream(chunks.chain(futures::stream::pending())),
@@ -125,7 +136,9 @@ fn complete(protocol: Protocol, reply: &Reply) -> Value {
                 content.push(json!({"type": "text", "text": text}));
             }
             if let Some((name, args)) = &call {
-                content.push(json!({"type": "tool_use", "id": "toolu_1", "name": name, "input": args}));
+                content.push(
+                    json!({"type": "tool_use", "id": "toolu_1", "name": name, "input": args}),
+                );
             }
             json!({
                 "id": "msg_1", "type": "message", "role": "assistant", "model": "fake", "content": content,
@@ -165,8 +178,10 @@ fn stream_events(protocol: Protocol, reply: &Reply) -> (Vec<String>, Option<Stre
     match protocol {
         Protocol::Openai => {
             let chunk = |delta: Value, finish: Value| {
-                data(&json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake",
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
+                data(
+                    &json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+                )
             };
             preamble.push(chunk(json!({"role": "assistant", "content": ""}), Value::Null));
             for t in &texts {
@@ -176,10 +191,14 @@ fn stream_events(protocol: Protocol, reply: &Reply) -> (Vec<String>, Option<Stre
                 deltas.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}]}), Value::Null));
                 let (a, b) = args.split_at(args.len() / 2);
                 for part in [a, b] {
-                    deltas.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}), Value::Null));
+                    deltas.push(chunk(
+                        json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+                        Value::Null,
+                    ));
                 }
             }
-            closing.push(chunk(json!({}), json!(if call.is_some() { "tool_calls" } else { "stop" })));
+            closing
+                .push(chunk(json!({}), json!(if call.is_some() { "tool_calls" } else { "stop" })));
             closing.push(data(&json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [], "usage": openai_usage(u)})));
             closing.push("data: [DONE]\n\n".to_owned());
         }
@@ -191,14 +210,20 @@ fn stream_events(protocol: Protocol, reply: &Reply) -> (Vec<String>, Option<Stre
             for t in &texts {
                 deltas.push(event("content_block_delta", &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}})));
             }
-            let mut stop = vec![event("content_block_stop", &json!({"type": "content_block_stop", "index": 0}))];
+            let mut stop = vec![event(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": 0}),
+            )];
             if let Some((name, args)) = &call {
                 stop.push(event("content_block_start", &json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": name, "input": {}}})));
                 let (a, b) = args.split_at(args.len() / 2);
                 for part in [a, b] {
                     stop.push(event("content_block_delta", &json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": part}})));
                 }
-                stop.push(event("content_block_stop", &json!({"type": "content_block_stop", "index": 1})));
+                stop.push(event(
+                    "content_block_stop",
+                    &json!({"type": "content_block_stop", "index": 1}),
+                ));
             }
             // Tool-call events are deltas too.
             deltas.extend(stop);
@@ -206,7 +231,11 @@ fn stream_events(protocol: Protocol, reply: &Reply) -> (Vec<String>, Option<Stre
             closing.push(event("message_stop", &json!({"type": "message_stop"})));
         }
         Protocol::Gemini => {
-            let chunk = |parts: Value| data(&json!({"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}], "modelVersion": "fake"}));
+            let chunk = |parts: Value| {
+                data(
+                    &json!({"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}], "modelVersion": "fake"}),
+                )
+            };
             for t in &texts {
                 deltas.push(chunk(json!([{"text": t}])));
             }
@@ -230,9 +259,16 @@ fn stream_events(protocol: Protocol, reply: &Reply) -> (Vec<String>, Option<Stre
 
 fn in_stream_overload(protocol: Protocol) -> String {
     match protocol {
-        Protocol::Openai => data(&json!({"error": {"message": "The server is overloaded", "type": "server_error"}})),
-        Protocol::Anthropic => event("error", &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})),
-        Protocol::Gemini => data(&json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}})),
+        Protocol::Openai => {
+            data(&json!({"error": {"message": "The server is overloaded", "type": "server_error"}}))
+        }
+        Protocol::Anthropic => event(
+            "error",
+            &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        ),
+        Protocol::Gemini => data(
+            &json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}),
+        ),
     }
 }
 
@@ -250,8 +286,12 @@ fn error(protocol: Protocol, status: u16, retry_after: &RetryAfter) -> Response 
         _ => ("api_error", "INTERNAL"),
     };
     let body = match protocol {
-        Protocol::Openai => json!({"error": {"message": message, "type": if status >= 500 { "server_error" } else { "invalid_request_error" }, "param": null, "code": null}}),
-        Protocol::Anthropic => json!({"type": "error", "error": {"type": anthropic_type, "message": message}}),
+        Protocol::Openai => {
+            json!({"error": {"message": message, "type": if status >= 500 { "server_error" } else { "invalid_request_error" }, "param": null, "code": null}})
+        }
+        Protocol::Anthropic => {
+            json!({"type": "error", "error": {"type": anthropic_type, "message": message}})
+        }
         Protocol::Gemini => {
             let mut err = json!({"code": status, "message": message, "status": gemini_status});
             if let RetryAfter::GeminiDelay(delay) = retry_after {
@@ -278,10 +318,15 @@ fn error(protocol: Protocol, status: u16, retry_after: &RetryAfter) -> Response 
 
 fn context_overflow(protocol: Protocol) -> Response {
     let body = match protocol {
-        Protocol::Openai => json!({"error": {"message": "This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
-        Protocol::Anthropic => json!({"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"}}),
-        Protocol::Gemini => json!({"error": {"code": 400, "message": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}}),
+        Protocol::Openai => {
+            json!({"error": {"message": "This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
+        }
+        Protocol::Anthropic => {
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"}})
+        }
+        Protocol::Gemini => {
+            json!({"error": {"code": 400, "message": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}})
+        }
     };
     plain(400, "application/json", body.to_string())
 }
-
