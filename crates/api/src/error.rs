@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use agentd_core::project::FieldProblem;
 use agentd_core::{PathError, StoreError, WorkspaceError};
+use agentd_llm::LlmError;
 use agentd_protocol::{ErrorDetail, ErrorType};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -82,6 +83,30 @@ pub enum ApiError {
     /// 500: agentd failed. The source is logged; the client sees a generic message.
     #[error("internal error")]
     Internal(#[source] BoxError),
+    /// 503: no language model can serve the agent type.
+    #[error("{0}")]
+    NoLlmConfigured(String),
+    /// 503: every language model of the route is unavailable; retry after the given time.
+    #[error("every language model for this request is unavailable; try again later")]
+    LlmUnavailable {
+        /// When the soonest model admits calls again.
+        retry_after: Duration,
+    },
+    /// 504: the language model did not answer within the deadline.
+    #[error("the language model did not answer in time")]
+    LlmTimeout,
+    /// 502: the provider failed after retries and fallbacks.
+    #[error("{message}")]
+    LlmUpstream {
+        /// What failed, without the provider's own words.
+        message: String,
+        /// The provider's error, for the log.
+        #[source]
+        source: BoxError,
+    },
+    /// 400: the conversation does not fit the model's context window.
+    #[error("{0}")]
+    ContextOverflow(String),
 }
 
 impl ApiError {
@@ -129,6 +154,21 @@ impl ApiError {
             }
             Self::Internal(_) => {
                 (ErrorType::InternalError, StatusCode::INTERNAL_SERVER_ERROR, self.to_string())
+            }
+            Self::NoLlmConfigured(m) => {
+                (ErrorType::NoLlmConfigured, StatusCode::SERVICE_UNAVAILABLE, m.clone())
+            }
+            Self::LlmUnavailable { .. } => {
+                (ErrorType::LlmUnavailable, StatusCode::SERVICE_UNAVAILABLE, self.to_string())
+            }
+            Self::LlmTimeout => {
+                (ErrorType::LlmTimeout, StatusCode::GATEWAY_TIMEOUT, self.to_string())
+            }
+            Self::LlmUpstream { message, .. } => {
+                (ErrorType::LlmUpstreamError, StatusCode::BAD_GATEWAY, message.clone())
+            }
+            Self::ContextOverflow(m) => {
+                (ErrorType::ContextOverflow, StatusCode::BAD_REQUEST, m.clone())
             }
         }
     }
@@ -215,14 +255,11 @@ impl IntoResponse for ApiError {
         let mut response = status.into_response();
         let (details, source): (Vec<ErrorDetail>, Option<BoxError>) = match self {
             Self::Validation(details) => (details, None),
-            Self::RateLimited { retry_after } => {
-                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                response.headers_mut().insert(
-                    axum::http::header::RETRY_AFTER,
-                    axum::http::HeaderValue::from(secs.max(1)),
-                );
+            Self::RateLimited { retry_after } | Self::LlmUnavailable { retry_after } => {
+                set_retry_after(&mut response, retry_after);
                 (vec![], None)
             }
+            Self::LlmUpstream { source, .. } => (vec![], Some(source)),
             Self::Unavailable { details, source, .. } => (details, source),
             Self::Unauthorized(_) => {
                 response.headers_mut().insert(
@@ -243,7 +280,10 @@ impl IntoResponse for ApiError {
             | Self::Timeout
             | Self::Conflict(_)
             | Self::PayloadTooLarge(_)
-            | Self::UnsupportedMediaType(_) => (vec![], None),
+            | Self::UnsupportedMediaType(_)
+            | Self::NoLlmConfigured(_)
+            | Self::LlmTimeout
+            | Self::ContextOverflow(_) => (vec![], None),
         };
         response.extensions_mut().insert(ErrorReport {
             error_type,
@@ -255,6 +295,45 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `Retry-After` in whole seconds, rounded up, at least 1.
+fn set_retry_after(response: &mut Response, retry_after: Duration) {
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs.max(1)));
+}
+
+impl From<LlmError> for ApiError {
+    fn from(err: LlmError) -> Self {
+        let upstream = |err: LlmError| Self::LlmUpstream {
+            message: format!("the language model provider failed ({})", err.kind()),
+            source: Box::new(err),
+        };
+        match err {
+            LlmError::NotConfigured { agent_type } => Self::NoLlmConfigured(format!(
+                "no language model is configured for agent type {agent_type:?}"
+            )),
+            LlmError::Unavailable { retry_after } => Self::LlmUnavailable { retry_after },
+            LlmError::Timeout { .. } => Self::LlmTimeout,
+            LlmError::ContextOverflow { message } => Self::ContextOverflow(message),
+            LlmError::Cancelled => Self::Unavailable {
+                message: "the request was cancelled; try again later".into(),
+                details: vec![],
+                source: Some(Box::new(err)),
+            },
+            LlmError::RateLimited { .. }
+            | LlmError::Overloaded { .. }
+            | LlmError::Server { .. }
+            | LlmError::Connect { .. }
+            | LlmError::Auth { .. }
+            | LlmError::BadRequest { .. }
+            | LlmError::ContentFiltered { .. }
+            | LlmError::NotFound { .. }
+            | LlmError::Protocol { .. } => upstream(err),
+        }
+    }
+}
+
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -262,6 +341,8 @@ pub type ApiResult<T> = Result<T, ApiError>;
 mod tests {
     use agentd_core::WorkspacePath;
     use agentd_core::workspace::ContentHash;
+
+    use agentd_llm::TimeoutPhase;
 
     use super::*;
 
@@ -322,6 +403,60 @@ mod tests {
         }
     }
 
+    fn parts(err: LlmError) -> (StatusCode, ErrorType, Option<String>, String) {
+        let response = ApiError::from(err).into_response();
+        let report = response.extensions().get::<ErrorReport>().cloned();
+        let retry_after = response
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let report = report.unwrap_or_else(|| panic!("no report"));
+        (response.status(), report.error_type, retry_after, report.message)
+    }
+
+    #[test]
+    fn each_llm_error_maps_to_its_type_and_status() {
+        let cases = [
+            (
+                LlmError::NotConfigured { agent_type: "code".into() },
+                503,
+                ErrorType::NoLlmConfigured,
+            ),
+            (
+                LlmError::Unavailable { retry_after: Duration::from_secs(3) },
+                503,
+                ErrorType::LlmUnavailable,
+            ),
+            (LlmError::Timeout { phase: TimeoutPhase::Deadline }, 504, ErrorType::LlmTimeout),
+            (
+                LlmError::ContextOverflow { message: "too long".into() },
+                400,
+                ErrorType::ContextOverflow,
+            ),
+            (
+                LlmError::Server { status: 500, retry_after: None, message: "boom".into() },
+                502,
+                ErrorType::LlmUpstreamError,
+            ),
+            (
+                LlmError::Auth { status: 401, message: "bad key sk-123".into() },
+                502,
+                ErrorType::LlmUpstreamError,
+            ),
+            (
+                LlmError::BadRequest { status: 400, message: "x".into() },
+                502,
+                ErrorType::LlmUpstreamError,
+            ),
+            (LlmError::Protocol { message: "x".into() }, 502, ErrorType::LlmUpstreamError),
+            (LlmError::Cancelled, 503, ErrorType::ServiceUnavailable),
+        ];
+        for (err, status, error_type) in cases {
+            let (s, t, _, _) = parts(err.clone());
+            assert_eq!((s.as_u16(), t), (status, error_type), "{err:?}");
+        }
+    }
+
     #[test]
     fn limit_messages_name_the_setting() {
         let (_, _, message) = kind(WorkspaceError::TooManyFiles { limit: 3 });
@@ -345,5 +480,20 @@ mod tests {
         };
         assert_eq!(details[0], ErrorDetail::field("title", "must not be empty"));
         assert_eq!(details[1].field.as_deref(), Some("mode"));
+    }
+
+    #[test]
+    fn llm_unavailable_carries_retry_after_rounded_up() {
+        let (_, _, retry_after, _) =
+            parts(LlmError::Unavailable { retry_after: Duration::from_millis(28_500) });
+        assert_eq!(retry_after.as_deref(), Some("29"));
+    }
+
+    #[test]
+    fn upstream_messages_never_repeat_the_provider_s_words() {
+        let (_, _, _, message) =
+            parts(LlmError::Auth { status: 401, message: "Incorrect API key sk-123".into() });
+        assert!(!message.contains("sk-123"), "{message}");
+        assert!(message.contains("auth_error"), "{message}");
     }
 }

@@ -15,6 +15,7 @@ use crate::run::{
     Created, Finish, Heartbeat, Lease, NewEvent, NewRun, Run, RunEvent, RunFilter, RunUsage, Step,
 };
 use crate::signal::Signals;
+use crate::usage::{NewUsage, UsageBucket, UsageQuery};
 use crate::user::{NewUser, User, UserPatch};
 use crate::workspace::{
     Author, Change, ChangeCursor, ContentHash, DeleteOutcome, FileContent, FileEntry, FileWrite,
@@ -32,6 +33,7 @@ pub trait Store:
     + LockoutStore
     + ProjectStore
     + FileStore
+    + UsageStore
     + RunStore
     + ConversationStore
     + MaintenanceStore
@@ -48,6 +50,7 @@ impl<T> Store for T where
         + LockoutStore
         + ProjectStore
         + FileStore
+        + UsageStore
         + RunStore
         + ConversationStore
         + MaintenanceStore
@@ -372,4 +375,14 @@ pub trait MaintenanceStore: Send + Sync {
         holder: &str,
         ttl: std::time::Duration,
     ) -> StoreResult<bool>;
+}
+
+/// The usage ledger of LLM calls.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Appends one attempt.
+    async fn record_usage(&self, usage: NewUsage) -> StoreResult<()>;
+    /// Sums of the attempts in the query's days, per day, model, agent type and project,
+    /// ordered by day, provider, model, agent type, then project (none first).
+    async fn usage_summary(&self, query: &UsageQuery) -> StoreResult<Vec<UsageBucket>>;
 }

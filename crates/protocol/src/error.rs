@@ -45,6 +45,17 @@ pub enum ErrorType {
     InternalError,
     /// 503: agentd or one of its dependencies cannot serve the request now.
     ServiceUnavailable,
+    /// 503: no language model is configured for the agent type.
+    NoLlmConfigured,
+    /// 503: every language model for the request is unavailable (breakers open, rate limits
+    /// cooling down); the response carries `Retry-After`.
+    LlmUnavailable,
+    /// 504: the language model did not answer within the deadline.
+    LlmTimeout,
+    /// 502: the language model provider failed in a way retries and fallbacks could not mend.
+    LlmUpstreamError,
+    /// 400: the request does not fit the model's context window.
+    ContextOverflow,
 }
 
 impl ErrorType {
@@ -67,6 +78,11 @@ impl ErrorType {
             Self::RateLimitExceeded => 429,
             Self::InternalError => 500,
             Self::ServiceUnavailable => 503,
+            Self::NoLlmConfigured => 503,
+            Self::LlmUnavailable => 503,
+            Self::LlmTimeout => 504,
+            Self::LlmUpstreamError => 502,
+            Self::ContextOverflow => 400,
         }
     }
 
@@ -112,6 +128,11 @@ impl ErrorType {
             Self::RateLimitExceeded => "rate_limit_exceeded",
             Self::InternalError => "internal_error",
             Self::ServiceUnavailable => "service_unavailable",
+            Self::NoLlmConfigured => "no_llm_configured",
+            Self::LlmUnavailable => "llm_unavailable",
+            Self::LlmTimeout => "llm_timeout",
+            Self::LlmUpstreamError => "llm_upstream_error",
+            Self::ContextOverflow => "context_overflow",
         }
     }
 }
@@ -171,7 +192,7 @@ impl ErrorDetail {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorType; 16] = [
+    const ALL: [ErrorType; 21] = [
         ErrorType::BadRequest,
         ErrorType::InvalidPath,
         ErrorType::WorkspaceNotAllowed,
@@ -188,12 +209,23 @@ mod tests {
         ErrorType::RateLimitExceeded,
         ErrorType::InternalError,
         ErrorType::ServiceUnavailable,
+        ErrorType::NoLlmConfigured,
+        ErrorType::LlmUnavailable,
+        ErrorType::LlmTimeout,
+        ErrorType::LlmUpstreamError,
+        ErrorType::ContextOverflow,
     ];
 
+    /// Types that refine a general type sharing their status.
     /// Types that refine a general type with the same status; a bare status maps to the general.
-    const REFINEMENTS: [(ErrorType, ErrorType); 2] = [
+    const REFINEMENTS: [(ErrorType, ErrorType); 7] = [
         (ErrorType::InvalidPath, ErrorType::BadRequest),
         (ErrorType::WorkspaceNotAllowed, ErrorType::BadRequest),
+        (ErrorType::NoLlmConfigured, ErrorType::ServiceUnavailable),
+        (ErrorType::LlmUnavailable, ErrorType::ServiceUnavailable),
+        (ErrorType::LlmTimeout, ErrorType::Timeout),
+        (ErrorType::LlmUpstreamError, ErrorType::InternalError),
+        (ErrorType::ContextOverflow, ErrorType::BadRequest),
     ];
 
     #[test]
@@ -203,6 +235,21 @@ mod tests {
             assert_eq!(ErrorType::from_http_status(t.http_status()), general, "{t}");
             let json = serde_json::to_value(t).unwrap_or_default();
             assert_eq!(json.as_str(), Some(t.as_str()));
+        }
+    }
+
+    #[test]
+    fn the_llm_types_have_their_statuses_and_refine_a_general_type() {
+        let expected = [
+            (ErrorType::NoLlmConfigured, 503, ErrorType::ServiceUnavailable),
+            (ErrorType::LlmUnavailable, 503, ErrorType::ServiceUnavailable),
+            (ErrorType::LlmTimeout, 504, ErrorType::Timeout),
+            (ErrorType::LlmUpstreamError, 502, ErrorType::InternalError),
+            (ErrorType::ContextOverflow, 400, ErrorType::BadRequest),
+        ];
+        for (t, status, general) in expected {
+            assert_eq!(t.http_status(), status, "{t}");
+            assert_eq!(ErrorType::from_http_status(status), general, "{t}");
         }
     }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agentd_core::workspace::WorkspaceLimits;
+use agentd_llm::{AgentRoute, LlmSettings};
 use agentd_store::{Backend, DatabaseOptions};
 use agentd_workspace::{AllowedRoots, WorkspaceConfig};
 use secrecy::{ExposeSecret, SecretString};
@@ -69,6 +70,36 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Project workspaces: where directory workspaces may live, and the file limits.
     pub workspace: WorkspaceSettings,
+    /// Language models: providers, per-model facts, retries, breakers, the cache.
+    pub llm: LlmSettings,
+    /// Agent types by name.
+    pub agents: BTreeMap<String, AgentSettings>,
+}
+
+/// One agent type.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// Its model, `provider-name/model`; the default model when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Models tried in order when the model is unavailable.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+    /// Cache its answers even when the temperature is not 0.
+    pub cache: bool,
+}
+
+impl AgentSettings {
+    /// The route the LLM layer follows, when the agent type names a model.
+    #[must_use]
+    pub fn route(&self) -> Option<AgentRoute> {
+        self.model.as_ref().map(|model| AgentRoute {
+            model: model.clone(),
+            fallbacks: self.fallbacks.clone(),
+            cache: self.cache,
+        })
+    }
 }
 
 /// HTTP server settings.
@@ -223,6 +254,8 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
             workspace: WorkspaceSettings::default(),
+            llm: LlmSettings::default(),
+            agents: BTreeMap::new(),
         }
     }
 }
@@ -335,6 +368,9 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("AGENTD_MAX_FILE_BYTES", "workspace.max_file_bytes", EnvKind::Integer),
     var("AGENTD_MAX_PROJECT_BYTES", "workspace.max_project_bytes", EnvKind::Integer),
     var("AGENTD_MAX_PROJECT_FILES", "workspace.max_project_files", EnvKind::Integer),
+    var("AGENTD_LLM_BASE_URL", "llm.local.base_url", EnvKind::Text),
+    var("AGENTD_LLM_MODEL", "llm.local.model", EnvKind::Text),
+    var("AGENTD_LLM_API_KEY", "llm.local.api_key", EnvKind::Text),
 ];
 
 /// Variables with the `AGENTD_` prefix that agentd itself does not read, and so does not warn
@@ -405,8 +441,10 @@ pub struct Loaded {
 }
 
 impl Settings {
-    /// Loads defaults, then `file` (if given), then the `AGENTD_*` entries of `env`, and
-    /// validates the result.
+    /// Loads defaults, then `file` (if given), then the `AGENTD_*` entries of `env`, reads LLM
+    /// API keys from `env` (the variables providers name, and `OPENAI_API_KEY`,
+    /// `ANTHROPIC_API_KEY`, `GEMINI_API_KEY` when no provider is configured), and validates the
+    /// result.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first offending key.
@@ -419,12 +457,14 @@ impl Settings {
             None => toml::Table::new(),
         };
         let mut unknown_env = Vec::new();
-        for (name, value) in env {
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for (name, value) in &env {
+            let name = name.clone();
             if !name.starts_with("AGENTD_") {
                 continue;
             }
             match ENV_VARS.iter().find(|v| v.name == name) {
-                Some(var) => set_key(&mut table, var.key, env_value(var, &value)?),
+                Some(var) => set_key(&mut table, var.key, env_value(var, value)?),
                 None => {
                     let ignored = NOT_SETTINGS.contains(&name.as_str())
                         || NOT_SETTINGS_PREFIXES.iter().any(|p| name.starts_with(p));
@@ -435,7 +475,8 @@ impl Settings {
             }
         }
         unknown_env.sort();
-        let settings = Self::from_table(table)?;
+        let mut settings = Self::from_table(table)?;
+        settings.llm.apply_env(&env);
         settings.validate()?;
         Ok(Loaded { settings, unknown_env })
     }
@@ -507,6 +548,10 @@ impl Settings {
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
             return Err(ConfigError::at_key("log.filter", e.to_string()));
         }
+        let routes = self.agent_routes();
+        self.llm
+            .validate(routes.iter().map(|(name, route)| (name.as_str(), route)))
+            .map_err(|e| ConfigError::at_key(&e.key, e.message))?;
         Ok(())
     }
 
@@ -578,6 +623,12 @@ impl Settings {
     #[must_use]
     pub fn https(&self) -> bool {
         self.http.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The routes of the agent types that name a model.
+    #[must_use]
+    pub fn agent_routes(&self) -> BTreeMap<String, AgentRoute> {
+        self.agents.iter().filter_map(|(name, a)| Some((name.clone(), a.route()?))).collect()
     }
 
     /// The log format: as configured, else JSON in production and pretty elsewhere.
@@ -1007,6 +1058,14 @@ mod tests {
                     redis_url: Some(SecretString::from("redis://x")),
                     ..RateLimitSettings::default()
                 },
+                llm: LlmSettings {
+                    local: agentd_llm::config::LocalServerSettings {
+                        base_url: Some("http://127.0.0.1:11434/v1".into()),
+                        model: Some("m".into()),
+                        api_key: Some(SecretString::from("k")),
+                    },
+                    ..LlmSettings::default()
+                },
                 ..Settings::default()
             };
             flatten(&s).into_keys().collect()
@@ -1014,6 +1073,98 @@ mod tests {
         for var in ENV_VARS {
             assert!(flat_keys.iter().any(|k| k == var.key), "{} -> {}", var.name, var.key);
         }
+    }
+}
+
+#[cfg(test)]
+mod llm_tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn with_file(text: &str, pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agentd.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(Some(&path), env(pairs)).map(|l| l.settings)
+    }
+
+    const FILE: &str = r#"
+[llm.providers.openai]
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+timeout_seconds = 120
+
+[llm.providers.anthropic]
+kind = "anthropic"
+api_key_env = "ANTHROPIC_API_KEY"
+
+[llm.models."openai/gpt-4o"]
+context_window = 128000
+price = { input = 2.5, output = 10.0, cached_input = 1.25 }
+
+[agents.code]
+model = "openai/gpt-4o"
+fallbacks = ["anthropic/claude-sonnet-4-5"]
+"#;
+
+    #[test]
+    fn the_documented_llm_configuration_loads_with_keys_from_the_environment() {
+        let s = with_file(
+            FILE,
+            &[("OPENAI_API_KEY", "sk-live-abc"), ("ANTHROPIC_API_KEY", "sk-ant-xyz")],
+        )
+        .unwrap();
+        let key = s.llm.providers["openai"].api_key.as_ref().map(|k| k.expose_secret().to_owned());
+        assert_eq!(key.as_deref(), Some("sk-live-abc"));
+        let price = s.llm.models["openai/gpt-4o"].price.unwrap();
+        assert_eq!(price.cached_input.map(|p| p.to_string()).as_deref(), Some("1.25"));
+        let route = &s.agent_routes()["code"];
+        assert_eq!(route.fallbacks, ["anthropic/claude-sonnet-4-5"]);
+        let printed = s.to_redacted_toml().unwrap();
+        assert!(!printed.contains("sk-live-abc") && !printed.contains("sk-ant-xyz"), "{printed}");
+        assert!(printed.contains("[redacted]"), "{printed}");
+    }
+
+    #[test]
+    fn without_an_llm_section_the_environment_configures_providers() {
+        let s = Settings::load(None, env(&[("ANTHROPIC_API_KEY", "k"), ("GEMINI_API_KEY", "g")]))
+            .unwrap()
+            .settings;
+        assert_eq!(s.llm.default_model.as_deref(), Some("anthropic/claude-sonnet-4-5"));
+        let s = Settings::load(
+            None,
+            env(&[
+                ("AGENTD_LLM_BASE_URL", "http://127.0.0.1:8000/v1"),
+                ("AGENTD_LLM_MODEL", "qwen"),
+                ("AGENTD_LLM_API_KEY", "local-secret"),
+            ]),
+        )
+        .unwrap()
+        .settings;
+        assert_eq!(s.llm.default_model.as_deref(), Some("local/qwen"));
+        assert!(!s.to_redacted_toml().unwrap().contains("local-secret"));
+        let s = Settings::load(None, env(&[])).unwrap().settings;
+        assert!(s.llm.providers.is_empty(), "no provider: agents fail with no_llm_configured");
+    }
+
+    #[test]
+    fn llm_configuration_errors_name_their_key() {
+        let err = with_file("[llm.providers.x]\nkind = \"mistral\"\n", &[]).unwrap_err();
+        assert!(err.key.contains("llm.providers.x.kind"), "{err}");
+        let err = with_file(&format!("{FILE}\n[agents.review]\nmodel = \"azure/gpt-4o\"\n"), &[])
+            .unwrap_err();
+        assert_eq!(err.key, "agents.review.model");
+        let bad_price = FILE.replace("output = 10.0", "output = -1");
+        let err = with_file(&bad_price, &[]).unwrap_err();
+        assert_eq!(err.key, "llm.models.\"openai/gpt-4o\".price.output");
+        let err = with_file("[agents.code]\nmodle = \"x\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("modle"), "{err}");
     }
 }
 

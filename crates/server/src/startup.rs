@@ -16,6 +16,8 @@ use agentd_api::browser::BrowserConfig;
 use agentd_api::client::TrustedProxies;
 use agentd_api::rate_limit::{Limits, RateLimiter};
 use agentd_api::{ApiConfig, AppState, Lifecycle};
+use agentd_core::UsageStore;
+use agentd_llm::{LlmRouter, UsageLedger};
 use agentd_store::Database;
 use anyhow::Context as _;
 use axum::extract::ConnectInfo;
@@ -40,6 +42,7 @@ pub struct Application {
     database: Database,
     settings: Arc<Settings>,
     shutdown: CancellationToken,
+    llm: LlmRouter,
 }
 
 /// Why the application could not start. Each variant is one clear line for the operator.
@@ -81,6 +84,9 @@ pub enum StartupError {
     /// A component could not be configured.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The LLM layer could not be built.
+    #[error("invalid LLM configuration: {0}")]
+    Llm(#[from] agentd_llm::LlmConfigError),
     /// The listening address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -174,6 +180,22 @@ async fn rate_limiter(settings: &Settings) -> Result<Arc<RateLimiter>, StartupEr
     }
 }
 
+/// The LLM router of the settings, recording usage in `store`.
+///
+/// # Errors
+/// When a provider's HTTP client cannot be built or the settings are invalid.
+pub fn build_llm(
+    settings: &Settings,
+    store: Arc<dyn agentd_core::Store>,
+) -> Result<LlmRouter, StartupError> {
+    let usage: Arc<dyn UsageStore> = store;
+    let mut builder = LlmRouter::builder(settings.llm.clone()).ledger(UsageLedger::spawn(usage));
+    for (agent_type, route) in settings.agent_routes() {
+        builder = builder.route(agent_type, route);
+    }
+    Ok(builder.build()?)
+}
+
 impl Application {
     /// Opens (and migrates) the database, builds the router, and binds the listener.
     ///
@@ -218,6 +240,12 @@ impl Application {
             }),
         };
         let router = agentd_api::router(state);
+        let llm = build_llm(&settings, database.store())?;
+        if !llm.is_configured() {
+            tracing::warn!(
+                "no language model is configured: agent runs will fail with no_llm_configured"
+            );
+        }
         let addr = settings.http.bind;
         let listener =
             TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
@@ -231,6 +259,7 @@ impl Application {
             database,
             settings: Arc::new(settings),
             shutdown: CancellationToken::new(),
+            llm,
         })
     }
 
@@ -238,6 +267,12 @@ impl Application {
     #[must_use]
     pub fn store(&self) -> Arc<dyn agentd_core::Store> {
         self.database.store()
+    }
+
+    /// The LLM layer: the client agents call, and its status for `GET /v1/llm/providers`.
+    #[must_use]
+    pub const fn llm(&self) -> &LlmRouter {
+        &self.llm
     }
 
     /// The address actually bound (useful with port 0).
@@ -260,7 +295,8 @@ impl Application {
     /// # Errors
     /// Only for failures that make serving impossible.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, local_addr, router, lifecycle, database, settings, shutdown } = self;
+        let Self { listener, local_addr, router, lifecycle, database, settings, shutdown, llm: _ } =
+            self;
         tracing::info!(
             address = %local_addr,
             env = %settings.env,

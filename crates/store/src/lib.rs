@@ -22,6 +22,7 @@ mod sql;
 mod sqlite;
 mod steps;
 mod types;
+mod usage;
 mod users;
 
 use std::sync::Arc;

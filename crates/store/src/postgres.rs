@@ -37,7 +37,7 @@ impl PgStore {
             .acquire_timeout(options.connect_timeout)
             // A connection that died with the server is noticed before it is handed out.
             .test_before_acquire(true)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| map_err("database", e))?;
         let (schema,): (String,) = sqlx::query_as("SELECT current_schema()")

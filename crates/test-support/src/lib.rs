@@ -7,11 +7,14 @@
 //! - [`process`]: the `agentd` binary as a child process, with its log lines captured.
 //! - [`postgres`]: a throwaway PostgreSQL cluster the tests may stop and start.
 //! - [`traversal`]: a path-traversal corpus (generated encodings and the `wfuzz` word lists).
+//! - [`llm`]: scripted fake servers for the OpenAI, Anthropic and Gemini wire protocols, with
+//!   fault injection, recording the requests they receive.
 //!
 //! Helpers panic on failure: a broken fixture should fail the test loudly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod llm;
 pub mod postgres;
 pub mod process;
 pub mod traversal;

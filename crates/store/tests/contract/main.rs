@@ -7,6 +7,7 @@ mod files;
 mod identity;
 mod projects;
 mod runs;
+mod usage;
 mod users;
 
 use agentd_store::{Backend, Database};
