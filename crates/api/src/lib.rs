@@ -61,6 +61,8 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::users::get_user, routes::users::update_user))
         .routes(routes!(routes::api_keys::create_api_key, routes::api_keys::list_api_keys))
         .routes(routes!(routes::api_keys::revoke_api_key))
+        .routes(routes!(routes::llm::providers))
+        .routes(routes!(routes::llm::usage))
         .split_for_parts();
     openapi::add_common_errors(&mut spec);
     (router, spec)

@@ -20,6 +20,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
         (name = "auth", description = "Sign-in, token refresh, sign-out, CSRF tokens"),
         (name = "users", description = "Users (managed by admins) and the caller"),
         (name = "api-keys", description = "API keys for services"),
+        (name = "llm", description = "Language models: status and usage"),
     ),
 )]
 pub struct ApiDoc;

@@ -21,6 +21,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Rate limits.
     pub limiter: Arc<RateLimiter>,
+    /// The language models (their status; runs call them through the runner).
+    pub llm: Arc<agentd_llm::LlmRouter>,
     /// Whether the server is draining.
     pub lifecycle: Arc<Lifecycle>,
     /// HTTP settings.

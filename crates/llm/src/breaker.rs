@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::config::BreakerSettings;
 
 /// A breaker's state as reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Calls flow.

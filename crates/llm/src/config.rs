@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::usage::Price;
 
 /// Which wire protocol a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     /// OpenAI Chat Completions; also Ollama, vLLM, llama.cpp's server, LM Studio, OpenRouter.

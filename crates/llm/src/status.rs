@@ -8,7 +8,7 @@ use crate::breaker::BreakerState;
 use crate::config::ProviderKind;
 
 /// The whole layer's status.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LlmStatus {
     /// Providers by name.
     pub providers: Vec<ProviderStatus>,
@@ -20,7 +20,7 @@ pub struct LlmStatus {
 }
 
 /// One provider.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProviderStatus {
     /// Its configured name.
     pub name: String,
@@ -42,7 +42,7 @@ pub struct ProviderStatus {
 }
 
 /// One model of a provider.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ModelStatus {
     /// The model name.
     pub model: String,
@@ -63,7 +63,7 @@ pub struct ModelStatus {
 }
 
 /// Plain counters, since start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 pub struct Counters {
     /// Calls of `chat` and `chat_stream`.
     pub calls: u64,

@@ -42,7 +42,7 @@ pub struct Application {
     database: Database,
     settings: Arc<Settings>,
     shutdown: CancellationToken,
-    llm: LlmRouter,
+    llm: Arc<LlmRouter>,
 }
 
 /// Why the application could not start. Each variant is one clear line for the operator.
@@ -218,9 +218,16 @@ impl Application {
                 secure_cookies: settings.https(),
             },
         );
+        let llm = Arc::new(build_llm(&settings, store.clone())?);
+        if !llm.is_configured() {
+            tracing::warn!(
+                "no language model is configured: agent runs will fail with no_llm_configured"
+            );
+        }
         let lifecycle = Arc::new(Lifecycle::default());
         let state = AppState {
             store,
+            llm: llm.clone(),
             auth: Arc::new(auth),
             limiter: rate_limiter(&settings).await?,
             lifecycle: lifecycle.clone(),
@@ -240,12 +247,6 @@ impl Application {
             }),
         };
         let router = agentd_api::router(state);
-        let llm = build_llm(&settings, database.store())?;
-        if !llm.is_configured() {
-            tracing::warn!(
-                "no language model is configured: agent runs will fail with no_llm_configured"
-            );
-        }
         let addr = settings.http.bind;
         let listener =
             TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
@@ -271,8 +272,8 @@ impl Application {
 
     /// The LLM layer: the client agents call, and its status for `GET /v1/llm/providers`.
     #[must_use]
-    pub const fn llm(&self) -> &LlmRouter {
-        &self.llm
+    pub fn llm(&self) -> Arc<LlmRouter> {
+        self.llm.clone()
     }
 
     /// The address actually bound (useful with port 0).

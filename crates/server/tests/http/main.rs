@@ -9,6 +9,7 @@ mod browser;
 mod envelope;
 mod health;
 mod limits;
+mod llm;
 mod openapi;
 mod rate_limits;
 mod sessions;
