@@ -51,6 +51,9 @@ pub enum ApiError {
     /// 409: the request conflicts with current state.
     #[error("{0}")]
     Conflict(String),
+    /// 409: the conversation is busy and the request asked not to queue.
+    #[error("the conversation has a run that has not ended")]
+    ConversationBusy,
     /// 412: an `If-Match` / `If-None-Match` precondition does not hold.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -134,6 +137,9 @@ impl ApiError {
             }
             Self::Timeout => (ErrorType::Timeout, StatusCode::GATEWAY_TIMEOUT, self.to_string()),
             Self::Conflict(m) => (ErrorType::Conflict, StatusCode::CONFLICT, m.clone()),
+            Self::ConversationBusy => {
+                (ErrorType::ConversationBusy, StatusCode::CONFLICT, self.to_string())
+            }
             Self::PreconditionFailed(m) => {
                 (ErrorType::PreconditionFailed, StatusCode::PRECONDITION_FAILED, m.clone())
             }
@@ -279,6 +285,7 @@ impl IntoResponse for ApiError {
             | Self::RequestTimeout
             | Self::Timeout
             | Self::Conflict(_)
+            | Self::ConversationBusy
             | Self::PayloadTooLarge(_)
             | Self::UnsupportedMediaType(_)
             | Self::NoLlmConfigured(_)

@@ -16,6 +16,7 @@ pub mod revision;
 pub mod run;
 pub mod signal;
 pub mod store;
+pub mod tool;
 pub mod usage;
 pub mod user;
 pub mod workspace;

@@ -319,6 +319,10 @@ pub trait RunStore: Send + Sync {
     async fn rescue_expired(&self, max_attempts_error: &str) -> StoreResult<u32>;
     /// The ids of running runs held by `worker` whose cancellation was requested.
     async fn cancel_requested(&self, worker_prefix: &str) -> StoreResult<Vec<RunId>>;
+    /// Stores a large output of the run apart from its journal; returns its id.
+    async fn put_run_blob(&self, lease: &Lease, content: Vec<u8>) -> StoreResult<uuid::Uuid>;
+    /// A stored output of `run`.
+    async fn run_blob(&self, run: RunId, id: uuid::Uuid) -> StoreResult<Vec<u8>>;
     /// Deletes terminal runs that finished before `before` (their journal and events go too);
     /// at most `limit` per call. Returns how many were deleted.
     async fn delete_runs_before(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod list;
+pub mod run;
 pub mod usage;
 
 pub use error::{ErrorBody, ErrorDetail, ErrorEnvelope, ErrorType};

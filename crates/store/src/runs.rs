@@ -714,6 +714,34 @@ impl_for_backends!(RunStore {
         Ok(rows.into_iter().map(|(id,)| id.0.into()).collect())
     }
 
+    async fn put_run_blob(&self, lease: &Lease, content: Vec<u8>) -> StoreResult<uuid::Uuid> {
+        let now = self.now();
+        let id = uuid::Uuid::now_v7();
+        let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
+        self.fence(&mut tx, lease, now).await?;
+        sqlx::query("INSERT INTO run_blobs (id, run_id, content, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(DbUuid(id))
+            .bind(DbUuid::from(lease.run_id))
+            .bind(content)
+            .bind(DbTime(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?;
+        tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
+        Ok(id)
+    }
+
+    async fn run_blob(&self, run: RunId, id: uuid::Uuid) -> StoreResult<Vec<u8>> {
+        let (content,): (Vec<u8>,) =
+            sqlx::query_as("SELECT content FROM run_blobs WHERE id = $1 AND run_id = $2")
+                .bind(DbUuid(id))
+                .bind(DbUuid::from(run))
+                .fetch_one(self.reader())
+                .await
+                .map_err(|e| map_err("blob", e))?;
+        Ok(content)
+    }
+
     async fn delete_runs_before(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
         sqlx::query(
             "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE finished_at IS NOT NULL \

@@ -4,6 +4,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod llm;
+pub(crate) mod runs;
 pub(crate) mod users;
 
 use std::str::FromStr;

@@ -162,12 +162,38 @@ async fn fixture(app: &TestApp, template: &str, owner_token: &str, owner_id: &st
             let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
             template.replace("{id}", &id)
         }
+        "/v1/projects/{id}/runs" => {
+            let owner = app.store.user(owner_id.parse().unwrap()).await.unwrap();
+            template.replace("{id}", &app.project(&owner).await.id.to_string())
+        }
+        t if t.starts_with("/v1/runs/{id}") => {
+            let owner = app.store.user(owner_id.parse().unwrap()).await.unwrap();
+            let project = app.project(&owner).await;
+            let res = app
+                .client
+                .post(app.url(&format!("/v1/projects/{}/runs", project.id)))
+                .bearer_auth(owner_token)
+                .json(&json!({"agent": "code", "input": {"task": "tenancy"}}))
+                .send()
+                .await
+                .unwrap();
+            let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+            template.replace("{id}", &id)
+        }
         other => panic!("no tenancy fixture for {other}: add one to authz.rs"),
     }
 }
 
-fn body_for(method: &str) -> Option<Value> {
-    matches!(method, "post" | "put" | "patch").then(|| json!({}))
+/// A valid body for a route that takes one, so that the answer depends on who asks, not on
+/// what is sent.
+fn body_for(method: &str, template: &str) -> Option<Value> {
+    if !matches!(method, "post" | "put" | "patch") {
+        return None;
+    }
+    Some(match template {
+        "/v1/projects/{id}/runs" => json!({"agent": "code", "input": {"task": "x"}}),
+        _ => json!({}),
+    })
 }
 
 #[tokio::test]
@@ -190,7 +216,7 @@ async fn every_route_with_a_path_parameter_hides_other_tenants_and_refuses_anony
                 if let Some(t) = token {
                     req = req.bearer_auth(t);
                 }
-                if let Some(body) = body_for(method) {
+                if let Some(body) = body_for(method, template) {
                     req = req.json(&body);
                 }
                 req.send()

@@ -12,6 +12,7 @@ mod limits;
 mod llm;
 mod openapi;
 mod rate_limits;
+mod runs;
 mod sessions;
 
 use serde_json::Value;
