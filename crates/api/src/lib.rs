@@ -84,6 +84,11 @@ fn ordinary_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::runs::create_run, routes::runs::list_runs))
         .routes(routes!(routes::runs::get_run))
         .routes(routes!(routes::runs::cancel_run))
+        .routes(routes!(routes::approvals::list_approvals))
+        .routes(routes!(routes::approvals::get_approval, routes::approvals::decide_approval))
+        .routes(routes!(routes::approvals::execute_pending))
+        .routes(routes!(routes::approvals::list_grants))
+        .routes(routes!(routes::approvals::delete_grant))
 }
 
 /// Routes that stream or wait for long: documented like the others, but exempt from the

@@ -5,6 +5,7 @@
 //! not depend on an HTTP framework, a database driver, an HTTP client or process spawning; those
 //! live in the adapter crates and are reached only through the traits defined here.
 
+pub mod approval;
 pub mod auth;
 pub mod clock;
 pub mod conversation;
@@ -24,7 +25,7 @@ pub mod workspace_path;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{StoreError, StoreResult};
-pub use id::{ApiKeyId, ConversationId, ProjectId, RunId, SessionId, UserId};
+pub use id::{ApiKeyId, ApprovalId, ConversationId, GrantId, ProjectId, RunId, SessionId, UserId};
 pub use page::{Page, PageRequest};
 pub use store::{Store, UsageStore};
 pub use usage::{NewUsage, UsageBucket, UsageQuery};

@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::RunId;
+use crate::approval::Risk;
 use crate::workspace::{Author, Workspace};
 
 /// What a tool is, for the model and for the runner.
@@ -68,11 +69,41 @@ impl ToolOutput {
     }
 }
 
+/// What a tool says about one call before it runs, for the approval policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assessment {
+    /// Nothing a human needs to see under the `risky` policy: reads, writes inside the
+    /// workspace, commands a rule allows.
+    Routine,
+    /// A human should approve it under the `risky` policy.
+    Risky {
+        /// How much harm it could do.
+        risk: Risk,
+        /// Why, for the human.
+        reason: String,
+        /// The key a `run` or `project` grant stores (a command prefix), when the action can be
+        /// allowed more widely than once.
+        grant_key: Option<String>,
+    },
+    /// It never runs, whatever the policy; the model is told why.
+    Forbidden {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// A tool.
 #[async_trait]
 pub trait Tool: Send + Sync + std::fmt::Debug {
     /// Its specification.
     fn spec(&self) -> &ToolSpec;
+
+    /// What the call with `arguments` would risk. Tools without their own rules are routine:
+    /// whatever they change stays inside the workspace, where every change is a revision that
+    /// can be reverted.
+    fn assess(&self, _arguments: &Value) -> Assessment {
+        Assessment::Routine
+    }
 
     /// Runs one call with the model's arguments.
     async fn call(&self, ctx: &ToolContext, arguments: Value) -> ToolOutput;

@@ -33,6 +33,10 @@ pub enum ErrorType {
     Conflict,
     /// 409: the conversation has a run that has not ended, and the request asked not to queue.
     ConversationBusy,
+    /// 409: the approval was already decided; the decision that stands is in the message.
+    ApprovalDecided,
+    /// 409: the approval expired before this decision arrived (which counts as a rejection).
+    ApprovalExpired,
     /// 412: a precondition (`If-Match`, `If-None-Match`) does not hold: the resource changed.
     PreconditionFailed,
     /// 413: the request body, or a stored object, is larger than allowed.
@@ -72,7 +76,10 @@ impl ErrorType {
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Timeout => 504,
-            Self::Conflict | Self::ConversationBusy => 409,
+            Self::Conflict
+            | Self::ConversationBusy
+            | Self::ApprovalDecided
+            | Self::ApprovalExpired => 409,
             Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
@@ -124,6 +131,8 @@ impl ErrorType {
             Self::Timeout => "timeout",
             Self::Conflict => "conflict",
             Self::ConversationBusy => "conversation_busy",
+            Self::ApprovalDecided => "approval_decided",
+            Self::ApprovalExpired => "approval_expired",
             Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -195,7 +204,7 @@ impl ErrorDetail {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorType; 22] = [
+    const ALL: [ErrorType; 24] = [
         ErrorType::BadRequest,
         ErrorType::InvalidPath,
         ErrorType::WorkspaceNotAllowed,
@@ -206,6 +215,8 @@ mod tests {
         ErrorType::Timeout,
         ErrorType::Conflict,
         ErrorType::ConversationBusy,
+        ErrorType::ApprovalDecided,
+        ErrorType::ApprovalExpired,
         ErrorType::PreconditionFailed,
         ErrorType::PayloadTooLarge,
         ErrorType::UnsupportedMediaType,
@@ -222,8 +233,10 @@ mod tests {
 
     /// Types that refine a general type sharing their status.
     /// Types that refine a general type with the same status; a bare status maps to the general.
-    const REFINEMENTS: [(ErrorType, ErrorType); 8] = [
+    const REFINEMENTS: [(ErrorType, ErrorType); 10] = [
         (ErrorType::ConversationBusy, ErrorType::Conflict),
+        (ErrorType::ApprovalDecided, ErrorType::Conflict),
+        (ErrorType::ApprovalExpired, ErrorType::Conflict),
         (ErrorType::InvalidPath, ErrorType::BadRequest),
         (ErrorType::WorkspaceNotAllowed, ErrorType::BadRequest),
         (ErrorType::NoLlmConfigured, ErrorType::ServiceUnavailable),

@@ -5,6 +5,7 @@
 //! nothing else: no HTTP framework, no database, no domain logic. JSON is snake_case, ids are
 //! strings, timestamps are RFC 3339 UTC in `*_at` fields.
 
+pub mod approval;
 pub mod auth;
 pub mod error;
 pub mod health;

@@ -16,11 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use agentd_core::approval::{ApprovalStatus, NewApproval, Risk, action_hash};
 use agentd_core::conversation::{MessageRole, NewMessage};
 use agentd_core::run::{
     Finish, Lease, NewEvent, Run, RunError, RunStatus, RunUsage, Step, StepKind, StepStatus, event,
 };
-use agentd_core::tool::{Tool, ToolContext, ToolOutput};
+use agentd_core::tool::{Assessment, Tool, ToolContext, ToolOutput};
 use agentd_core::workspace::Workspace;
 use agentd_core::{Store, StoreError};
 use agentd_llm::{
@@ -33,7 +34,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::RunnerConfig;
-use crate::profile::AgentProfile;
+use crate::profile::{AgentProfile, ApprovalPolicy};
 
 /// What an attempt ended with.
 #[derive(Debug)]
@@ -42,6 +43,16 @@ pub(crate) enum Outcome {
     Finish(Finish),
     /// Another worker has the run (or it ended): stop without writing anything.
     LeaseLost,
+}
+
+/// What the approval policy says about one tool call.
+enum Gate {
+    /// Run it.
+    Go,
+    /// Park the run until a human decides.
+    Wait,
+    /// Do not run it; tell the model this.
+    Refuse(String),
 }
 
 /// Why the loop stops early.
@@ -541,6 +552,81 @@ impl Attempt {
             .map_err(Stop::from)
     }
 
+    /// Whether the call may run now, under the profile's approval policy (see `Gate`).
+    async fn gate(&self, tool: &dyn Tool, call: &ToolCall) -> Result<Gate, Stop> {
+        let spec = tool.spec();
+        let assessment = tool.assess(&call.arguments);
+        let (risk, reason, grant_key) = match assessment {
+            Assessment::Forbidden { reason } => {
+                return Ok(Gate::Refuse(format!(
+                    "The {} call was not run: a command policy rule forbids it. {reason}",
+                    spec.name
+                )));
+            }
+            Assessment::Risky { risk, reason, grant_key }
+                if self.profile.approval != ApprovalPolicy::Never =>
+            {
+                (risk, reason, grant_key)
+            }
+            Assessment::Routine
+                if self.profile.approval == ApprovalPolicy::Always && spec.side_effects =>
+            {
+                (
+                    Risk::Low,
+                    format!("the {} agent asks before every change", self.profile.name),
+                    None,
+                )
+            }
+            Assessment::Routine | Assessment::Risky { .. } => return Ok(Gate::Go),
+        };
+        if let Some(key) = &grant_key
+            && self
+                .store
+                .granted(self.run.owner_id, self.run.project_id, self.run.id, spec.name, key)
+                .await?
+        {
+            return Ok(Gate::Go);
+        }
+        let approval = match self.store.approval_for_call(self.run.id, &call.id).await? {
+            Some(approval) => approval,
+            None => {
+                let expires_at = now()
+                    + time::Duration::try_from(self.config.approval_ttl)
+                        .unwrap_or(time::Duration::DAY);
+                let new = NewApproval {
+                    call_id: call.id.clone(),
+                    tool: spec.name.to_owned(),
+                    arguments: call.arguments.clone(),
+                    risk,
+                    reason,
+                    grant_key,
+                    expires_at,
+                };
+                self.store.request_approval(&self.lease, new).await?;
+                return Ok(Gate::Wait);
+            }
+        };
+        Ok(match approval.status {
+            ApprovalStatus::Pending => Gate::Wait,
+            ApprovalStatus::Approved => {
+                // What runs must be byte-for-byte what was approved.
+                let now_hash = action_hash(spec.name, &call.arguments);
+                let stored_hash = action_hash(&approval.tool, &approval.arguments);
+                if now_hash == approval.action_hash && stored_hash == approval.action_hash {
+                    Gate::Go
+                } else {
+                    Gate::Refuse(format!(
+                        "The {} call was not run: it differs from the action that was approved.",
+                        spec.name
+                    ))
+                }
+            }
+            ApprovalStatus::Rejected | ApprovalStatus::Expired | ApprovalStatus::Cancelled => {
+                Gate::Refuse(approval.refusal())
+            }
+        })
+    }
+
     async fn run_tool(
         &self,
         seq: u32,
@@ -549,9 +635,17 @@ impl Attempt {
     ) -> Result<(), Stop> {
         let tool = self.tools.iter().find(|t| t.spec().name == call.name).cloned();
         let side_effects = tool.as_ref().is_some_and(|t| t.spec().side_effects);
+        let refusal = match &tool {
+            Some(tool) => match self.gate(tool.as_ref(), call).await? {
+                Gate::Go => None,
+                Gate::Wait => return Err(Stop::Finish(Finish::WaitForApproval)),
+                Gate::Refuse(reason) => Some(reason),
+            },
+            None => None,
+        };
         let started_at = now();
         let input = json!({"call_id": call.id, "arguments": call.arguments});
-        let mut step = Step {
+        let step = Step {
             seq,
             kind: StepKind::Tool,
             name: call.name.clone(),
@@ -563,6 +657,11 @@ impl Attempt {
             started_at,
             completed_at: None,
         };
+        if let Some(reason) = refusal {
+            // Never started: the journal records the call as completed with the refusal.
+            let output = ToolOutput::error(reason);
+            return self.complete_tool(step, call, &output, messages).await;
+        }
         self.progress
             .set(self.progress.percent.load(Ordering::Relaxed), format!("tool {}", call.name));
         self.store
@@ -591,6 +690,19 @@ impl Attempt {
                 self.tools.iter().map(|t| t.spec().name).collect::<Vec<_>>().join(", ")
             )),
         };
+        self.complete_tool(step, call, &output, messages).await
+    }
+
+    /// Records a tool call's result (in the journal and as `tool.result`) and gives it to the
+    /// model.
+    async fn complete_tool(
+        &self,
+        mut step: Step,
+        call: &ToolCall,
+        output: &ToolOutput,
+        messages: &mut Vec<Message>,
+    ) -> Result<(), Stop> {
+        let seq = step.seq;
         let prompt = clip(&output.content, self.config.tool_output_prompt_bytes);
         let blob = if output.content.len() > self.config.inline_output_bytes {
             Some(self.store.put_run_blob(&self.lease, output.content.as_bytes().to_vec()).await?)
@@ -598,7 +710,7 @@ impl Attempt {
             None
         };
         step.status = StepStatus::Completed;
-        step.output = Some(tool_step_output(call, &output, &prompt, blob.map(|b| b.to_string())));
+        step.output = Some(tool_step_output(call, output, &prompt, blob.map(|b| b.to_string())));
         step.completed_at = Some(now());
         let preview = clip(&output.content, 4096);
         self.store

@@ -55,6 +55,8 @@ pub struct RunnerConfig {
     pub run_retention: Duration,
     /// How often the retention sweep runs.
     pub sweep_interval: Duration,
+    /// How long an approval waits for a decision before it counts as a rejection.
+    pub approval_ttl: Duration,
     /// The agent types.
     pub profiles: BTreeMap<String, AgentProfile>,
 }
@@ -78,6 +80,7 @@ impl Default for RunnerConfig {
             conversation_ttl: Duration::from_secs(168 * 3600),
             run_retention: Duration::from_secs(30 * 24 * 3600),
             sweep_interval: Duration::from_secs(600),
+            approval_ttl: Duration::from_secs(24 * 3600),
             profiles: profile::builtins(),
         }
     }

@@ -405,7 +405,8 @@ async fn cancel_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Re-queues runs whose worker stopped renewing its lease.
+/// Re-queues runs whose worker stopped renewing its lease, and expires approvals past their
+/// deadline (their runs resume and are told).
 async fn rescue_loop(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.config.rescue_interval);
     loop {
@@ -417,6 +418,11 @@ async fn rescue_loop(shared: Arc<Shared>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(rescued = n, "re-queued runs whose worker stopped"),
             Err(err) => tracing::warn!(error = %err, "rescuing runs failed"),
+        }
+        match shared.deps.store.expire_approvals(100).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "expired approvals nobody decided in time"),
+            Err(err) => tracing::warn!(error = %err, "expiring approvals failed"),
         }
     }
 }

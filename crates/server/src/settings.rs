@@ -97,6 +97,9 @@ pub struct RunSettings {
     pub conversation_ttl_hours: u64,
     /// `AGENTD_RUN_RETENTION_DAYS`: finished runs are deleted after this long.
     pub retention_days: u64,
+    /// `AGENTD_APPROVAL_TTL_HOURS`: an approval nobody decides within this long counts as a
+    /// rejection.
+    pub approval_ttl_hours: u64,
 }
 
 impl Default for RunSettings {
@@ -109,6 +112,7 @@ impl Default for RunSettings {
             retry_base_seconds: 5,
             conversation_ttl_hours: 168,
             retention_days: 30,
+            approval_ttl_hours: 24,
         }
     }
 }
@@ -460,6 +464,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("AGENTD_RUN_RETRY_BASE_SECONDS", "runs.retry_base_seconds", EnvKind::Integer),
     var("AGENTD_CONVERSATION_TTL_HOURS", "runs.conversation_ttl_hours", EnvKind::Integer),
     var("AGENTD_RUN_RETENTION_DAYS", "runs.retention_days", EnvKind::Integer),
+    var("AGENTD_APPROVAL_TTL_HOURS", "runs.approval_ttl_hours", EnvKind::Integer),
     var("AGENTD_LLM_BASE_URL", "llm.local.base_url", EnvKind::Text),
     var("AGENTD_LLM_MODEL", "llm.local.model", EnvKind::Text),
     var("AGENTD_LLM_API_KEY", "llm.local.api_key", EnvKind::Text),
@@ -688,8 +693,9 @@ impl Settings {
 
     fn validate_runs(&self) -> Result<(), ConfigError> {
         let r = &self.runs;
-        let positive: [(&str, u64); 4] = [
+        let positive: [(&str, u64); 5] = [
             ("runs.lease_seconds", r.lease_seconds),
+            ("runs.approval_ttl_hours", r.approval_ttl_hours),
             ("runs.rescue_interval_seconds", r.rescue_interval_seconds),
             ("runs.max_attempts", u64::from(r.max_attempts)),
             ("runs.retention_days", r.retention_days),
@@ -766,6 +772,7 @@ impl Settings {
             retry_base: Duration::from_secs(r.retry_base_seconds),
             conversation_ttl: Duration::from_secs(r.conversation_ttl_hours.saturating_mul(3600)),
             run_retention: Duration::from_secs(r.retention_days.saturating_mul(24 * 3600)),
+            approval_ttl: Duration::from_secs(r.approval_ttl_hours.saturating_mul(3600)),
             profiles: agentd_runner::profile::resolve(
                 self.agents.iter().map(|(name, a)| (name.clone(), a.overrides())).collect(),
             ),

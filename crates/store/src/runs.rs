@@ -331,6 +331,7 @@ impl_for_backends!(RunStore {
                 ),
                 NewEvent::new(event::RUN_COMPLETED, completed_data(&after)),
             ];
+            self.cancel_pending_approvals(&mut tx, id, now).await?;
             let seq = self.insert_events(&mut tx, id, events, now).await?;
             signals.push(Signal::RunEvent { run: id, seq });
         }
@@ -627,6 +628,19 @@ impl_for_backends!(RunStore {
                 events.push(NewEvent::new(event::RUN_STATUS, event_data(RunStatus::Queued, before.status, None)));
                 ready = true;
             }
+            Finish::WaitForApproval if !self.has_pending_approvals(&mut tx, lease.run_id).await? => {
+                // Decided while the worker was parking the run: back to the queue at once.
+                sqlx::query(
+                    "UPDATE runs SET scheduled_at = $2, updated_at = $2, lease_owner = NULL, \
+                     lease_expires_at = NULL WHERE id = $1",
+                )
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                ready = true;
+            }
             Finish::WaitForApproval => {
                 sqlx::query(
                     "UPDATE runs SET status = 'waiting_approval', updated_at = $2, \
@@ -650,6 +664,7 @@ impl_for_backends!(RunStore {
             .map_err(|e| map_err(ENTITY, e))?
             .try_into()?;
         if after.status.is_terminal() {
+            self.cancel_pending_approvals(&mut tx, lease.run_id, now).await?;
             events.push(NewEvent::new(event::RUN_COMPLETED, completed_data(&after)));
         }
         let seq = self.insert_events(&mut tx, lease.run_id, events, now).await?;

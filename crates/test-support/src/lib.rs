@@ -4,6 +4,7 @@
 //!   database, driven over a real socket.
 //! - [`TestDatabase`]: a fresh SQLite file, or a fresh PostgreSQL schema when
 //!   `AGENTD_TEST_DATABASE_URL` is set, for the store contract suite.
+//! - [`approvals`]: runs parked on an approval, arranged through the store.
 //! - [`process`]: the `agentd` binary as a child process, with its log lines captured.
 //! - [`postgres`]: a throwaway PostgreSQL cluster the tests may stop and start.
 //! - [`traversal`]: a path-traversal corpus (generated encodings and the `wfuzz` word lists).
@@ -14,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod approvals;
 pub mod llm;
 pub mod postgres;
 pub mod process;

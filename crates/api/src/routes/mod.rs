@@ -2,6 +2,7 @@
 //! or a service, map to protocol types.
 
 pub(crate) mod api_keys;
+pub(crate) mod approvals;
 pub(crate) mod auth;
 pub(crate) mod llm;
 pub(crate) mod runs;
