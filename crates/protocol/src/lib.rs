@@ -7,8 +7,10 @@
 
 pub mod auth;
 pub mod error;
+pub mod file;
 pub mod health;
 pub mod list;
+pub mod project;
 
 pub use error::{ErrorBody, ErrorDetail, ErrorEnvelope, ErrorType};
 pub use health::{Health, Readiness, ReadinessCheck};
