@@ -49,7 +49,7 @@ const PUBLIC_V1: &[&str] =
 
 /// The OpenAPI document and the routes it describes.
 fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let router = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(routes::auth::login))
@@ -61,9 +61,41 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::users::get_user, routes::users::update_user))
         .routes(routes!(routes::api_keys::create_api_key, routes::api_keys::list_api_keys))
         .routes(routes!(routes::api_keys::revoke_api_key))
-        .split_for_parts();
+        .routes(routes!(routes::projects::create_project, routes::projects::list_projects))
+        .routes(routes!(
+            routes::projects::get_project,
+            routes::projects::update_project,
+            routes::projects::delete_project
+        ))
+        .routes(routes!(routes::files::list_files, routes::files::create_file))
+        .routes(routes!(routes::files::list_changes))
+        .routes(routes!(routes::files::diff_project))
+        .routes(routes!(routes::files::revert_project));
+    let router = with_path_tail(
+        router,
+        FILE_ROUTE,
+        routes!(routes::files::read_file, routes::files::write_file, routes::files::delete_file),
+    );
+    let (router, mut spec) = router.split_for_parts();
     openapi::add_common_errors(&mut spec);
     (router, spec)
+}
+
+/// The route of a single file: its path is the rest of the URL, slashes included.
+const FILE_ROUTE: &str = "/v1/projects/{id}/files/{*path}";
+
+/// Adds operations whose last path parameter spans several segments. OpenAPI cannot say so, so
+/// the document shows them at their annotated path (`…/{path}`), while the router matches the
+/// whole tail at `route` (`…/{*path}`).
+fn with_path_tail(
+    mut router: OpenApiRouter<AppState>,
+    route: &str,
+    (schemas, paths, method_router): utoipa_axum::router::UtoipaMethodRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    let spec = router.get_openapi_mut();
+    spec.paths.paths.extend(paths.paths);
+    spec.components.get_or_insert_with(Default::default).schemas.extend(schemas);
+    router.route(route, method_router)
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

@@ -1,11 +1,12 @@
-//! What handlers share: the store, authentication, rate limits, the server's lifecycle and the
-//! HTTP configuration.
+//! What handlers share: the store, project workspaces, authentication, rate limits, the
+//! server's lifecycle and the HTTP configuration.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use agentd_core::Store;
+use agentd_workspace::Workspaces;
 
 use crate::auth::Auth;
 use crate::browser::BrowserConfig;
@@ -17,6 +18,8 @@ use crate::rate_limit::RateLimiter;
 pub struct AppState {
     /// The store.
     pub store: Arc<dyn Store>,
+    /// Project workspaces (managed and directory): the only way handlers reach files.
+    pub workspaces: Arc<Workspaces>,
     /// Sign-in, tokens, keys.
     pub auth: Arc<Auth>,
     /// Rate limits.

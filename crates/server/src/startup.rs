@@ -17,6 +17,7 @@ use agentd_api::client::TrustedProxies;
 use agentd_api::rate_limit::{Limits, RateLimiter};
 use agentd_api::{ApiConfig, AppState, Lifecycle};
 use agentd_store::Database;
+use agentd_workspace::Workspaces;
 use anyhow::Context as _;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -196,9 +197,13 @@ impl Application {
                 secure_cookies: settings.https(),
             },
         );
+        let workspace_config =
+            settings.workspace_config().map_err(|e| StartupError::Config(e.to_string()))?;
+        let workspaces = Arc::new(Workspaces::new(store.clone(), workspace_config));
         let lifecycle = Arc::new(Lifecycle::default());
         let state = AppState {
             store,
+            workspaces,
             auth: Arc::new(auth),
             limiter: rate_limiter(&settings).await?,
             lifecycle: lifecycle.clone(),

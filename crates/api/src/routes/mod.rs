@@ -3,6 +3,8 @@
 
 pub(crate) mod api_keys;
 pub(crate) mod auth;
+pub(crate) mod files;
+pub(crate) mod projects;
 pub(crate) mod users;
 
 use std::str::FromStr;
