@@ -7,13 +7,17 @@
 //! - [`process`]: the `agentd` binary as a child process, with its log lines captured.
 //! - [`postgres`]: a throwaway PostgreSQL cluster the tests may stop and start.
 //! - [`traversal`]: a path-traversal corpus (generated encodings and the `wfuzz` word lists).
+//! - [`canary`]: a workspace directory with canaries outside it, and a snapshot of the outside.
+//! - [`raw_http`]: HTTP/1.1 requests sent byte for byte, request target included.
 //!
 //! Helpers panic on failure: a broken fixture should fail the test loudly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod canary;
 pub mod postgres;
 pub mod process;
+pub mod raw_http;
 pub mod traversal;
 
 use std::net::SocketAddr;
