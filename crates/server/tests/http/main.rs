@@ -7,9 +7,11 @@ mod api_keys;
 mod authz;
 mod browser;
 mod envelope;
+mod files;
 mod health;
 mod limits;
 mod openapi;
+mod projects;
 mod rate_limits;
 mod sessions;
 
@@ -88,4 +90,11 @@ pub(crate) async fn put_file(
         .send()
         .await
         .unwrap()
+}
+
+/// The raw content of the file `path`.
+pub(crate) async fn get_file(app: &TestApp, token: &str, project: &str, path: &str) -> Vec<u8> {
+    let res = app.client.get(file_url(app, project, path)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200, "reading {path}");
+    res.bytes().await.unwrap().to_vec()
 }
