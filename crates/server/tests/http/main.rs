@@ -14,6 +14,8 @@ mod openapi;
 mod projects;
 mod rate_limits;
 mod sessions;
+mod symlinks;
+mod traversal;
 
 use agentd_test_support::TestApp;
 use serde_json::Value;
