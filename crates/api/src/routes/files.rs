@@ -1,9 +1,9 @@
 //! A project's files, changes, diffs and reverts, over either kind of workspace.
 //!
-//! Each route first checks what the request says on its own (the file path, the precondition
-//! headers, the query), which needs no I/O and answers the same for every project; then opens
-//! the project through its owner (another tenant's project is "not found", exactly like a missing
-//! one); and only then reads the body and reaches the files. A file path in a URL is taken from
+//! Each route first checks its URL (the file path, the query), which needs no I/O and answers
+//! the same for every project; then opens the project through its owner (another tenant's
+//! project is "not found", exactly like a missing one); and only then looks at the precondition
+//! headers and the body, and reaches the files. A file path in a URL is taken from
 //! the raw request target, still percent-encoded, and decoded exactly once by
 //! `WorkspacePath::from_url`: axum's own decoding of path parameters is never used for it. These
 //! handlers never touch files themselves; the workspace does, beneath its root.
@@ -363,8 +363,8 @@ pub(crate) async fn write_file(
 ) -> ApiResult<Response> {
     let (id, raw_path) = file_target(&uri)?;
     let path = WorkspacePath::from_url(raw_path)?;
-    let precondition = precondition(request.headers())?;
     let (_, workspace) = open(&state, &caller, id).await?;
+    let precondition = precondition(request.headers())?;
     let content = read_body(request).await?;
     let outcome = workspace
         .write(&path, content.to_vec(), precondition, Author::User(caller.user_id))
@@ -404,8 +404,8 @@ pub(crate) async fn create_file(
     ApiPath(id): ApiPath<ProjectId>,
     request: Request,
 ) -> ApiResult<Response> {
-    let precondition = precondition(request.headers())?;
     let (_, workspace) = open(&state, &caller, id).await?;
+    let precondition = precondition(request.headers())?;
     let body: WriteFileRequest = read_json(request).await?;
     let path = WorkspacePath::parse(&body.path)?;
     let content = match body.encoding.unwrap_or(ContentEncoding::Utf8) {
@@ -447,8 +447,8 @@ pub(crate) async fn delete_file(
 ) -> ApiResult<ApiJson<FileDeleteResponse>> {
     let (id, raw_path) = file_target(&uri)?;
     let path = WorkspacePath::from_url(raw_path)?;
-    let precondition = precondition(&headers)?;
     let (_, workspace) = open(&state, &caller, id).await?;
+    let precondition = precondition(&headers)?;
     let outcome = workspace.delete(&path, precondition, Author::User(caller.user_id)).await?;
     Ok(ApiJson(FileDeleteResponse { path: path.to_string(), revision: outcome.revision }))
 }
