@@ -31,14 +31,23 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(&request) {
-            return Err(ApiError::UnsupportedMediaType(
-                "expected a JSON body with Content-Type: application/json".into(),
-            ));
-        }
-        let bytes = read_body(request).await?;
-        parse_json(&bytes).map(Self)
+        read_json(request).await.map(Self)
     }
+}
+
+/// Reads a JSON body as [`ApiJson`] does, for handlers that must check something (such as
+/// whether the caller may see the resource) before they read the body.
+///
+/// # Errors
+/// 415 when the body is not JSON, then as [`read_body`] and [`parse_json`].
+pub async fn read_json<T: DeserializeOwned>(request: Request) -> Result<T, ApiError> {
+    if !is_json(&request) {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected a JSON body with Content-Type: application/json".into(),
+        ));
+    }
+    let bytes = read_body(request).await?;
+    parse_json(&bytes)
 }
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {

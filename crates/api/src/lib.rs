@@ -66,7 +66,7 @@ fn documented_routes() -> Documented {
 
 /// Ordinary request-response routes.
 fn ordinary_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let router = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(routes::auth::login))
@@ -89,6 +89,21 @@ fn ordinary_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::approvals::execute_pending))
         .routes(routes!(routes::approvals::list_grants))
         .routes(routes!(routes::approvals::delete_grant))
+        .routes(routes!(routes::projects::create_project, routes::projects::list_projects))
+        .routes(routes!(
+            routes::projects::get_project,
+            routes::projects::update_project,
+            routes::projects::delete_project
+        ))
+        .routes(routes!(routes::files::list_files, routes::files::create_file))
+        .routes(routes!(routes::files::list_changes))
+        .routes(routes!(routes::files::diff_project))
+        .routes(routes!(routes::files::revert_project));
+    with_path_tail(
+        router,
+        FILE_ROUTE,
+        routes!(routes::files::read_file, routes::files::write_file, routes::files::delete_file),
+    )
 }
 
 /// Routes that stream or wait for long: documented like the others, but exempt from the
@@ -97,6 +112,23 @@ fn streaming_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(routes::runs::wait_run))
         .routes(routes!(routes::runs::run_events))
+}
+
+/// The route of a single file: its path is the rest of the URL, slashes included.
+const FILE_ROUTE: &str = "/v1/projects/{id}/files/{*path}";
+
+/// Adds operations whose last path parameter spans several segments. OpenAPI cannot say so, so
+/// the document shows them at their annotated path (`…/{path}`), while the router matches the
+/// whole tail at `route` (`…/{*path}`).
+fn with_path_tail(
+    mut router: OpenApiRouter<AppState>,
+    route: &str,
+    (schemas, paths, method_router): utoipa_axum::router::UtoipaMethodRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    let spec = router.get_openapi_mut();
+    spec.paths.paths.extend(paths.paths);
+    spec.components.get_or_insert_with(Default::default).schemas.extend(schemas);
+    router.route(route, method_router)
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

@@ -23,6 +23,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
         (name = "llm", description = "Language models: status and usage"),
         (name = "runs", description = "Agent runs: start, follow, cancel; agent types"),
         (name = "approvals", description = "Human approval of risky steps, and standing grants"),
+        (name = "projects", description = "Projects and their workspaces"),
+        (name = "files", description = "A project's files, changes, diffs and reverts"),
     ),
 )]
 pub struct ApiDoc;
@@ -76,9 +78,16 @@ pub(crate) fn add_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
             .into_iter()
             .flatten()
         {
-            let has_body = op.request_body.is_some();
-            let extra = common.iter().chain(if has_body { with_body } else { &[] });
+            let body = op.request_body.as_ref();
+            let json_body = body.is_some_and(
+                |b| matches!(b, RefOr::T(b) if b.content.contains_key("application/json")),
+            );
+            let extra = common.iter().chain(if body.is_some() { with_body } else { &[] });
             for (status, description) in extra {
+                // Only a JSON body can be of the wrong media type.
+                if *status == "415" && !json_body {
+                    continue;
+                }
                 op.responses
                     .responses
                     .entry((*status).to_owned())

@@ -1,5 +1,5 @@
-//! What handlers share: the store, authentication, rate limits, the server's lifecycle and the
-//! HTTP configuration.
+//! What handlers share: the store, project workspaces, authentication, rate limits, the
+//! server's lifecycle and the HTTP configuration.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use agentd_core::Store;
 use agentd_runner::AgentProfile;
+use agentd_workspace::Workspaces;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
@@ -21,6 +22,8 @@ use crate::rate_limit::RateLimiter;
 pub struct AppState {
     /// The store.
     pub store: Arc<dyn Store>,
+    /// Project workspaces (managed and directory): the only way handlers reach files.
+    pub workspaces: Arc<Workspaces>,
     /// Sign-in, tokens, keys.
     pub auth: Arc<Auth>,
     /// Rate limits.

@@ -8,8 +8,10 @@
 pub mod approval;
 pub mod auth;
 pub mod error;
+pub mod file;
 pub mod health;
 pub mod list;
+pub mod project;
 pub mod run;
 pub mod usage;
 

@@ -238,11 +238,12 @@ impl Application {
             store: store.clone(),
             llm: llm.clone(),
             tools: ToolRegistry::with_file_tools(),
-            workspaces,
+            workspaces: workspaces.clone(),
         };
         let lifecycle = Arc::new(Lifecycle::default());
         let state = AppState {
             store,
+            workspaces,
             llm: llm.clone(),
             profiles: Arc::new(runner_config.profiles.clone()),
             auth: Arc::new(auth),

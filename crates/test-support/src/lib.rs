@@ -10,15 +10,19 @@
 //! - [`traversal`]: a path-traversal corpus (generated encodings and the `wfuzz` word lists).
 //! - [`llm`]: scripted fake servers for the OpenAI, Anthropic and Gemini wire protocols, with
 //!   fault injection, recording the requests they receive.
+//! - [`canary`]: a workspace directory with canaries outside it, and a snapshot of the outside.
+//! - [`raw_http`]: HTTP/1.1 requests sent byte for byte, request target included.
 //!
 //! Helpers panic on failure: a broken fixture should fail the test loudly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod approvals;
+pub mod canary;
 pub mod llm;
 pub mod postgres;
 pub mod process;
+pub mod raw_http;
 pub mod traversal;
 
 use std::net::SocketAddr;

@@ -35,6 +35,30 @@ fn beneath() -> ResolveFlags {
     ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS
 }
 
+/// How many times a path resolution is repeated when the kernel reports a concurrent rename.
+const RESOLVE_ATTEMPTS: usize = 256;
+
+/// `openat2`, repeated while it fails with `EAGAIN`. With `RESOLVE_BENEATH`, the kernel answers
+/// `EAGAIN` when a rename or mount anywhere on the system raced with its resolution of a `..`
+/// component (a symbolic link such as `docs -> ../shared/docs`): it cannot then prove that the
+/// walk stayed beneath the root, and openat2(2) tells the caller to retry. Under a busy
+/// filesystem (an agent's build renaming files) a single attempt would fail now and then.
+fn openat2_retrying<Fd: AsFd>(
+    dir: Fd,
+    path: &str,
+    flags: OFlags,
+    mode: Mode,
+    resolve: ResolveFlags,
+) -> Result<OwnedFd, Errno> {
+    let mut attempts = 1;
+    loop {
+        match rustix::fs::openat2(dir.as_fd(), path, flags, mode, resolve) {
+            Err(Errno::AGAIN) if attempts < RESOLVE_ATTEMPTS => attempts += 1,
+            result => return result,
+        }
+    }
+}
+
 /// An open directory that every access stays beneath.
 #[derive(Debug)]
 pub struct BeneathRoot {
@@ -85,7 +109,7 @@ impl BeneathRoot {
     }
 
     fn open_beneath(&self, path: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
-        rustix::fs::openat2(&self.fd, path, flags | OFlags::CLOEXEC, Mode::empty(), beneath())
+        openat2_retrying(&self.fd, path, flags | OFlags::CLOEXEC, Mode::empty(), beneath())
     }
 
     /// Reads a regular file, following symbolic links only while they stay beneath the root.
@@ -167,7 +191,7 @@ impl BeneathRoot {
             Some(dir) => {
                 let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
                 let resolve = beneath() | ResolveFlags::NO_SYMLINKS;
-                match rustix::fs::openat2(&self.fd, dir.as_str(), flags, Mode::empty(), resolve) {
+                match openat2_retrying(&self.fd, dir.as_str(), flags, Mode::empty(), resolve) {
                     Ok(fd) => fd,
                     Err(Errno::NOENT | Errno::NOTDIR) => return Ok(Vec::new()),
                     Err(e) => return Err(dir_error(e, dir)),
@@ -192,7 +216,7 @@ impl Slot {
         let flags =
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let resolve = beneath() | ResolveFlags::NO_SYMLINKS;
-        match rustix::fs::openat2(&self.parent, self.name.as_str(), flags, Mode::empty(), resolve) {
+        match openat2_retrying(&self.parent, self.name.as_str(), flags, Mode::empty(), resolve) {
             Ok(fd) => read_regular(fd, &self.path, max_bytes).map(Some),
             Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(read_error(e, &self.path)),
@@ -210,7 +234,7 @@ impl Slot {
         let temp = format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat2(
+        let fd = openat2_retrying(
             &self.parent,
             temp.as_str(),
             flags,
@@ -316,7 +340,7 @@ pub fn hash_file(root: &BeneathRoot, path: &WorkspacePath) -> WorkspaceResult<Co
     let flags =
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let resolve = beneath() | ResolveFlags::NO_SYMLINKS;
-    let fd = rustix::fs::openat2(&slot.parent, slot.name.as_str(), flags, Mode::empty(), resolve)
+    let fd = openat2_retrying(&slot.parent, slot.name.as_str(), flags, Mode::empty(), resolve)
         .map_err(|e| read_error(e, path))?;
     let stat = rustix::fs::fstat(&fd).map_err(io("stat the file"))?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
@@ -367,8 +391,7 @@ fn walk_dir(
                 let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
                 let resolve = beneath() | ResolveFlags::NO_SYMLINKS;
                 // Swapped for a link or removed since the stat: skip it.
-                if let Ok(sub) =
-                    rustix::fs::openat2(dir.as_fd(), name, flags, Mode::empty(), resolve)
+                if let Ok(sub) = openat2_retrying(dir.as_fd(), name, flags, Mode::empty(), resolve)
                 {
                     walk_dir(&sub, Some(path.as_str()), depth + 1, max_entries, seen, found)?;
                 }

@@ -4,7 +4,9 @@
 pub(crate) mod api_keys;
 pub(crate) mod approvals;
 pub(crate) mod auth;
+pub(crate) mod files;
 pub(crate) mod llm;
+pub(crate) mod projects;
 pub(crate) mod runs;
 pub(crate) mod users;
 

@@ -208,6 +208,17 @@ async fn fixture(app: &TestApp, template: &str, owner_token: &str, owner_id: &st
                 .unwrap();
             template.replace("{id}", grants["data"][0]["id"].as_str().unwrap())
         }
+        "/v1/projects/{id}"
+        | "/v1/projects/{id}/files"
+        | "/v1/projects/{id}/files/{path}"
+        | "/v1/projects/{id}/changes"
+        | "/v1/projects/{id}/diff"
+        | "/v1/projects/{id}/revert" => {
+            let id = crate::managed_project(app, owner_token, "tenant").await;
+            let res = crate::put_file(app, owner_token, &id, "src/main.rs", "fn main() {}").await;
+            assert_eq!(res.status(), 201);
+            template.replace("{id}", &id).replace("{path}", "src/main.rs")
+        }
         other => panic!("no tenancy fixture for {other}: add one to authz.rs"),
     }
 }

@@ -8,14 +8,19 @@ mod approvals;
 mod authz;
 mod browser;
 mod envelope;
+mod files;
 mod health;
 mod limits;
 mod llm;
 mod openapi;
+mod projects;
 mod rate_limits;
 mod runs;
 mod sessions;
+mod symlinks;
+mod traversal;
 
+use agentd_test_support::TestApp;
 use serde_json::Value;
 
 /// Asserts `response` is an error envelope of `error_type` and returns the parsed body.
@@ -46,4 +51,55 @@ pub(crate) fn leaks_internals(text: &str) -> bool {
     ["panicked", ".rs:", "src/", "/root", "/home", "sqlx", "SELECT ", "stack backtrace", "RUST_"]
         .iter()
         .any(|needle| text.contains(needle))
+}
+
+/// Creates a project as the holder of `token`; returns it as the API shows it.
+pub(crate) async fn create_project(app: &TestApp, token: &str, body: Value) -> Value {
+    let res = app
+        .client
+        .post(app.url("/v1/projects"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(status, 201, "creating a project: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Creates a managed project titled `title`; returns its id.
+pub(crate) async fn managed_project(app: &TestApp, token: &str, title: &str) -> String {
+    let project = create_project(app, token, serde_json::json!({"title": title})).await;
+    project["id"].as_str().unwrap().to_owned()
+}
+
+/// The URL of a file of a project (`path` as it goes in the URL).
+pub(crate) fn file_url(app: &TestApp, project: &str, path: &str) -> String {
+    app.url(&format!("/v1/projects/{project}/files/{path}"))
+}
+
+/// `PUT`s `content` as the file `path`.
+pub(crate) async fn put_file(
+    app: &TestApp,
+    token: &str,
+    project: &str,
+    path: &str,
+    content: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    app.client
+        .put(file_url(app, project, path))
+        .bearer_auth(token)
+        .body(content)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The raw content of the file `path`.
+pub(crate) async fn get_file(app: &TestApp, token: &str, project: &str, path: &str) -> Vec<u8> {
+    let res = app.client.get(file_url(app, project, path)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200, "reading {path}");
+    res.bytes().await.unwrap().to_vec()
 }

@@ -348,6 +348,21 @@ async fn waiting_for_approval_frees_the_worker(db: &Database) {
     let owner = user(db, "wa@example.com").await;
     create(db, new_run(&owner)).await;
     let run = db.store().claim_runs("w", 1, LEASE).await.unwrap().remove(0);
+    db.store()
+        .request_approval(
+            &lease(&run, "w"),
+            agentd_core::approval::NewApproval {
+                call_id: "c1".into(),
+                tool: "run_terminal".into(),
+                arguments: json!({"command": "make"}),
+                risk: agentd_core::approval::Risk::Medium,
+                reason: "no rule allows it".into(),
+                grant_key: None,
+                expires_at: OffsetDateTime::now_utc() + time::Duration::HOUR,
+            },
+        )
+        .await
+        .unwrap();
     let waiting =
         db.store().finish_attempt(&lease(&run, "w"), Finish::WaitForApproval).await.unwrap();
     assert_eq!(waiting.status, RunStatus::WaitingApproval);

@@ -82,6 +82,42 @@ async fn links_that_stay_inside_can_be_read_but_not_written_through() {
     assert_eq!(std::fs::read(fx.root.join("sub/new.txt")).unwrap(), b"new");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_through_dot_dot_stay_readable_while_the_system_renames_files() {
+    // With RESOLVE_BENEATH the kernel answers EAGAIN when any rename on the system races with
+    // its resolution of a `..` component; the workspace must retry rather than fail.
+    let fx = Fixture::new().await;
+    symlink("../sub/inside.txt", fx.root.join("sub/up-and-back")).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (a, b) = (elsewhere.path().join("a"), elsewhere.path().join("b"));
+    std::fs::write(&a, b"x").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renamer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut renames = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::fs::rename(&a, &b).unwrap();
+                std::fs::rename(&b, &a).unwrap();
+                renames += 2;
+            }
+            renames
+        })
+    };
+    let link = path("sub/up-and-back");
+    let mut failures = Vec::new();
+    for _ in 0..3_000 {
+        match fx.workspace.read(&link).await {
+            Ok(file) => assert_eq!(file.content, b"inside"),
+            Err(err) => failures.push(err.to_string()),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let renames = renamer.join().unwrap();
+    assert!(renames > 0, "nothing was renamed meanwhile");
+    assert!(failures.is_empty(), "{} of 3000 reads failed: {:?}", failures.len(), &failures[..1]);
+}
+
 #[tokio::test]
 async fn special_files_are_refused_without_hanging() {
     let fx = Fixture::new().await;
