@@ -134,6 +134,13 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let database = open_database(&settings).await?;
         let _secret_key = effective_secret_key(&settings);
+        if settings.sandbox.mode == agentd_sandbox::SandboxMode::None {
+            // Validation refuses this in production; elsewhere it must not go unnoticed.
+            tracing::warn!(
+                "AGENTD_SANDBOX=none: agent commands will run WITHOUT isolation, as agentd's own \
+                 user, with its files, environment and network; never use this in production"
+            );
+        }
         let lifecycle = Arc::new(Lifecycle::default());
         let state = AppState {
             store: database.store(),
