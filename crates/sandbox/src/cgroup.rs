@@ -101,6 +101,17 @@ pub(crate) fn detect(settings: &SandboxSettings) -> Result<Layout, String> {
         CgroupVersion::V1 => false,
     };
     let parent = Path::new(&settings.cgroup_parent);
+    let missing_v1 = || -> Vec<&str> {
+        CONTROLLERS.iter().copied().filter(|c| v1_mount(root, c).is_none()).collect()
+    };
+    if settings.cgroup_version == CgroupVersion::Auto && !v2_ready && !v1_ready {
+        return Err(format!(
+            "no usable cgroups under {}: no v2 hierarchy with the pids, memory and cpu \
+             controllers, and cgroup v1 controllers missing: {}",
+            root.display(),
+            missing_v1().join(", ")
+        ));
+    }
     if use_v2 {
         let Some(mount) = unified.filter(|_| v2_ready) else {
             return Err(format!(
@@ -114,12 +125,10 @@ pub(crate) fn detect(settings: &SandboxSettings) -> Result<Layout, String> {
         return Ok(Layout::V2 { parent: dir });
     }
     if !v1_ready {
-        let missing: Vec<&str> =
-            CONTROLLERS.iter().copied().filter(|c| v1_mount(root, c).is_none()).collect();
         return Err(format!(
             "cgroup v1 controllers missing under {}: {}",
             root.display(),
-            missing.join(", ")
+            missing_v1().join(", ")
         ));
     }
     let prepared = |controller: &str| -> Result<Option<PathBuf>, String> {
