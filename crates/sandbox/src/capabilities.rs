@@ -93,7 +93,7 @@ impl TrialReport {
         if self.uid == Some(0) {
             problems.push("trial command ran as root".into());
         }
-        if self.cap_eff.as_deref().is_none_or(|c| c.trim_start_matches('0') != "") {
+        if self.cap_eff.as_deref().is_none_or(|c| !c.trim_start_matches('0').is_empty()) {
             problems.push(format!("trial command kept capabilities: {:?}", self.cap_eff));
         }
         if self.no_new_privs != Some(1) {

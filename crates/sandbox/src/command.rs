@@ -195,8 +195,8 @@ pub enum Status {
 pub struct Output {
     /// The first bytes, up to half the cap.
     pub head: Vec<u8>,
-    /// The last bytes, up to half the cap, when the output was longer than the cap (empty
-    /// otherwise: then `head` holds everything).
+    /// The bytes after `head`, up to half the cap: the very last ones when the output was
+    /// longer than the cap. When nothing was omitted, `head` then `tail` is the whole output.
     pub tail: Vec<u8>,
     /// How many bytes the command wrote in all.
     pub total_bytes: u64,
