@@ -552,3 +552,44 @@ impl Drop for CgroupGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_is_built_from_nothing() {
+        let settings = SandboxSettings::default();
+        let spec =
+            CommandSpec::shell("true", "/ws").with_env("PROJECT", "demo").with_env("TERM", "xterm");
+        let env = environment(&settings, &spec, Path::new("/tmp"));
+        let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+        let allowed = ["PATH", "HOME", "TMPDIR", "TERM", "LANG", "LC_ALL", "TZ", "PROJECT"];
+        assert!(names.iter().all(|n| allowed.contains(n)), "{names:?}");
+        let value = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(value("PATH"), Some(COMMAND_PATH));
+        assert_eq!(value("HOME"), Some("/tmp"));
+        assert_eq!(value("TERM"), Some("xterm"), "the caller's value wins");
+        assert_eq!(value("PROJECT"), Some("demo"));
+        assert_eq!(names.iter().filter(|n| **n == "TERM").count(), 1);
+    }
+
+    #[test]
+    fn malformed_requests_are_refused_before_anything_runs() {
+        let cases = [
+            CommandSpec::argv(Vec::<String>::new(), "/ws"),
+            CommandSpec::shell("  ", "/ws"),
+            CommandSpec::shell("echo a\0b", "/ws"),
+            CommandSpec::shell("true", "/ws").with_env("A=B", "x"),
+            CommandSpec::shell("true", "/ws").with_env("", "x"),
+            CommandSpec::shell("true", "/ws").with_env("OK", "nul\0"),
+        ];
+        for spec in cases {
+            assert!(
+                matches!(check_request(&spec), Err(SandboxError::InvalidCommand { .. })),
+                "{spec:?}"
+            );
+        }
+        assert!(check_request(&CommandSpec::argv(["ls", "-la"], "/ws")).is_ok());
+    }
+}
