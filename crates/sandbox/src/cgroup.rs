@@ -147,7 +147,7 @@ pub(crate) fn detect(settings: &SandboxSettings) -> Result<Layout, String> {
         let dir = mount.join(parent);
         fs::create_dir_all(&dir).ok()?;
         // Leaf cgroups of a v2 mount offer cgroup.kill (Linux 5.14+); check on a child.
-        let probe = dir.join(format!("probe-{}", uuid::Uuid::new_v4().simple()));
+        let probe = dir.join(owned_name("probe"));
         fs::create_dir(&probe).ok()?;
         let has_kill = probe.join("cgroup.kill").is_file();
         let _ = fs::remove_dir(&probe);
@@ -209,8 +209,9 @@ impl Layout {
         }
     }
 
-    /// Removes empty command cgroups left by an earlier process of agentd that died; busy ones
-    /// (another server sharing the parent) are left alone, since `rmdir` refuses them.
+    /// Removes the cgroups left by agentd processes that died (their names carry the pid of
+    /// their creator). Those of live processes, this one included, are never touched: a fresh
+    /// command cgroup is empty until its command joins it.
     pub(crate) fn remove_stale(&self) {
         let parents: Vec<&PathBuf> = match self {
             Self::V2 { parent } => vec![parent],
@@ -225,12 +226,30 @@ impl Layout {
             let Ok(entries) = fs::read_dir(parent) else { continue };
             for entry in entries.flatten() {
                 let name = entry.file_name();
-                if name.as_bytes().starts_with(b"run-") || name.as_bytes().starts_with(b"probe-") {
+                if creator(&name.to_string_lossy()).is_some_and(|pid| !is_alive(pid)) {
                     let _ = fs::remove_dir(entry.path());
                 }
             }
         }
     }
+}
+
+/// `<kind>-<pid>-<uuid>`: a cgroup name that says which process created it.
+fn owned_name(kind: &str) -> String {
+    format!("{kind}-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
+}
+
+/// The pid in a name made by [`owned_name`].
+fn creator(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix("run-").or_else(|| name.strip_prefix("probe-"))?;
+    rest.split('-').next()?.parse().ok()
+}
+
+fn is_alive(pid: i32) -> bool {
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }
 
 /// The cgroups of one command.
@@ -265,7 +284,7 @@ fn procs_path(dir: &Path) -> io::Result<CString> {
 impl RunCgroup {
     /// Creates the cgroups of one command with its limits.
     pub(crate) fn create(layout: &Layout, limits: &Limits) -> io::Result<Self> {
-        let name = format!("run-{}", uuid::Uuid::new_v4().simple());
+        let name = owned_name("run");
         let quota = (limits.cpu_millis * CPU_PERIOD_US / 1000).max(1000);
         let mut group = Self {
             dirs: Vec::new(),
@@ -438,6 +457,17 @@ mod tests {
         assert_eq!(counter(&file, "max"), 4);
         assert_eq!(counter(&file, "absent"), 0);
         assert_eq!(counter(&dir.path().join("missing"), "max"), 0);
+    }
+
+    #[test]
+    fn only_cgroups_of_dead_creators_are_stale() {
+        let mine = owned_name("run");
+        assert_eq!(creator(&mine), Some(std::process::id() as i32));
+        assert!(is_alive(std::process::id() as i32));
+        assert_eq!(creator("run-abc"), None);
+        assert_eq!(creator("other-12-x"), None);
+        // Pids above the kernel's maximum never exist.
+        assert!(!is_alive(creator("probe-99999999-0f").unwrap()));
     }
 
     #[test]

@@ -135,3 +135,30 @@ async fn unsandboxed_mode_still_times_out_and_kills_its_process_group() {
     assert!(out.duration() < Duration::from_secs(3));
     assert!(processes_with(&mark).is_empty(), "{:?}", processes_with(&mark));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probing_again_while_commands_start_disturbs_none_of_them() {
+    // A probe clears cgroups left by dead agentd processes; a command's fresh cgroup is empty
+    // for a moment before the command joins it, and must not be taken for one.
+    let fx = Fixture::production().await;
+    fx.require_available();
+    let settings = fx.sandbox.settings().clone();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut probes = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                assert!(agentd_sandbox::probe(&settings).await.available);
+                probes += 1;
+            }
+            probes
+        })
+    };
+    for i in 0..40 {
+        let out = fx.run(CommandSpec::argv(["true"], &fx.ws)).await;
+        assert_eq!(out.status, Status::Exited { code: 0 }, "run {i}");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(prober.await.unwrap() > 0);
+}

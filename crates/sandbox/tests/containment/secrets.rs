@@ -25,6 +25,7 @@ async fn the_servers_environment_is_not_readable_inside() {
     // The secret must be in the environment of the process that starts bubblewrap, and tests
     // may not change their own environment: so this test runs a copy of the test binary, with
     // the secret in its environment, which runs the sandbox (`environment_probe_child`).
+    let _serial = crate::support::serial().await;
     let canary = format!("sk-canary-{}", uuid::Uuid::new_v4());
     let output = tokio::process::Command::new(std::env::current_exe().unwrap())
         .args([

@@ -43,6 +43,11 @@ pub(crate) fn open_dir(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// Holds the suite's lock, for a test that needs no fixture.
+pub(crate) async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
 /// A sandbox, its workspace and data directory, for one test.
 pub(crate) struct Fixture {
     pub(crate) sandbox: Sandbox,
