@@ -1,6 +1,7 @@
 //! The sandbox's start-up overhead: `true` run through the full sandbox (workspace adoption,
 //! a cgroup per run, seccomp, bubblewrap with every namespace, the uid switch, clean-up), many
-//! times, with the unsandboxed launcher (`AGENTD_SANDBOX=none`) as the baseline.
+//! times, in an empty workspace and in one of 10,000 files, with the unsandboxed launcher
+//! (`AGENTD_SANDBOX=none`) as the baseline.
 //!
 //! ```sh
 //! cargo bench -p agentd-sandbox --bench startup            # 300 runs each
@@ -74,6 +75,19 @@ fn main() {
         println!("| `true` through | runs | p50 ms | p90 ms | p99 ms | mean ms |");
         println!("|---|---|---|---|---|---|");
         report("the full sandbox", &measure(&sandbox, &ws, iterations).await);
+        // Adoption walks the workspace before each command: its cost grows with the tree.
+        let big = dir.path().join("big");
+        for d in 0..100 {
+            let sub = big.join(format!("dir{d}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            for f in 0..100 {
+                std::fs::write(sub.join(format!("file{f}.txt")), "x").unwrap();
+            }
+        }
+        report(
+            "the full sandbox, 10,000-file workspace",
+            &measure(&sandbox, &big, iterations).await,
+        );
         let bare =
             Sandbox::new(SandboxSettings { mode: SandboxMode::None, ..SandboxSettings::default() })
                 .await;

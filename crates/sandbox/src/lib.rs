@@ -1,5 +1,6 @@
 //! The OS sandbox that runs every agent command: the only crate of agentd that starts
-//! processes, and the only one allowed `unsafe` (the `fork`-to-`exec` set-up in `launch`).
+//! processes, and the only one allowed `unsafe` (the `fork`-to-`exec` set-up in `launch`, and
+//! one read-only system call in the probe).
 //!
 //! A [`Sandbox`] is built once at start-up from [`SandboxSettings`]; building it probes the
 //! machine ([`Capabilities`]: bubblewrap, user namespaces, seccomp, cgroups, the uid, and a
@@ -19,8 +20,9 @@
 //! This crate must not decide *whether* a command may run (that is the command policy of
 //! `agentd-core` and the approvals); it only makes running it safe.
 
-// `unsafe` is needed for exactly one thing, the child set-up between fork and exec, which
-// lives in `launch.rs`; every block there carries a `// SAFETY:` comment.
+// `unsafe` is needed for the child's set-up between fork and exec (`launch.rs`) and for one
+// read-only system call of the probe (the Landlock ABI version); every block carries a
+// `// SAFETY:` comment. No other crate of agentd may use `unsafe`.
 #![allow(unsafe_code)]
 
 mod bwrap;
@@ -75,6 +77,26 @@ struct Isolation {
     disable_userns: bool,
     /// The seccomp program without and with network.
     filters: [Vec<u8>; 2],
+    /// When each workspace's last complete adoption walk started.
+    adopted: std::sync::Mutex<std::collections::HashMap<PathBuf, workspace::Nanos>>,
+}
+
+/// The most workspaces whose last adoption is remembered; past it, all are walked in full again.
+const ADOPTED_REMEMBERED: usize = 10_000;
+
+impl Isolation {
+    fn adopted(&self, workspace: &std::path::Path) -> Option<workspace::Nanos> {
+        self.adopted.lock().ok()?.get(workspace).copied()
+    }
+
+    fn set_adopted(&self, workspace: &std::path::Path, started: workspace::Nanos) {
+        if let Ok(mut map) = self.adopted.lock() {
+            if map.len() >= ADOPTED_REMEMBERED {
+                map.clear();
+            }
+            map.insert(workspace.to_path_buf(), started);
+        }
+    }
 }
 
 impl Sandbox {

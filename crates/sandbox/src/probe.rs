@@ -108,7 +108,15 @@ pub(crate) async fn probe(settings: &SandboxSettings) -> (Capabilities, Option<I
     let filters = [false, true].map(|network| {
         seccomp::compile(seccomp::FilterOptions { network, bwrap_disables_userns: disable_userns })
     });
-    let isolation = Isolation { bwrap, layout, hide, switch_to, disable_userns, filters };
+    let isolation = Isolation {
+        bwrap,
+        layout,
+        hide,
+        switch_to,
+        disable_userns,
+        filters,
+        adopted: std::sync::Mutex::default(),
+    };
     caps.trial = trial(settings, &isolation).await;
     let problems =
         if caps.trial.passed { Vec::new() } else { trial_problems(&caps.trial, caps.uid) };

@@ -305,10 +305,15 @@ pub(crate) async fn isolated(
         }
         if settings.adopt_workspace {
             let (path, keep) = (ws.clone(), protected.clone());
-            let adopted =
-                tokio::task::spawn_blocking(move || workspace::adopt(&path, uid, gid, &keep)).await;
+            let since = iso.adopted(&ws);
+            let walk_from = workspace::walk_started();
+            let adopted = tokio::task::spawn_blocking(move || {
+                workspace::adopt(&path, uid, gid, &keep, since)
+            })
+            .await;
             match adopted {
                 Ok(Ok(done)) => {
+                    iso.set_adopted(&ws, walk_from);
                     tracing::debug!(
                         changed = done.changed,
                         skipped = done.skipped,
@@ -366,7 +371,10 @@ pub(crate) async fn isolated(
     };
     let env = environment(settings, &spec, Path::new("/tmp"));
     let child = spawn(&iso.bwrap, &args, &env, Path::new("/"), write_end, setup).map_err(|e| {
-        SandboxError::unavailable(format!("cannot start {}: {e}", iso.bwrap.display()))
+        SandboxError::unavailable(format!(
+            "cannot start {} (after joining the command's cgroup and dropping privileges): {e}",
+            iso.bwrap.display()
+        ))
     })?;
     drop(seccomp);
 

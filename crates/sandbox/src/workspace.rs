@@ -9,6 +9,11 @@
 //! concurrent command cannot redirect it outside the tree; it does not follow symlinks, does
 //! not cross mount points, and leaves alone files with several hard links (one may live
 //! outside the workspace).
+//!
+//! After a first full walk, later walks of the same workspace only look at the files of
+//! directories changed since (by their `ctime`): a file can only gain a foreign owner by being
+//! created, renamed or linked into a directory, which changes the directory, or by an explicit
+//! `chown`, which only root can do and agentd does not. Every directory is still visited.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -17,7 +22,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use nix::dir::Dir;
+use nix::dir::{Dir, Type};
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 use nix::unistd::{Gid, Uid, fchownat};
@@ -107,13 +112,31 @@ pub(crate) struct Adoption {
     pub skipped: u64,
 }
 
+/// A point in time as nanoseconds since the Unix epoch, comparable with a file's `ctime`.
+pub(crate) type Nanos = i128;
+
+/// Now, minus a second of margin for file systems whose timestamps lag the clock.
+pub(crate) fn walk_started() -> Nanos {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+    now - 1_000_000_000
+}
+
+fn ctime(stat: &FileStat) -> Nanos {
+    i128::from(stat.st_ctime) * 1_000_000_000 + i128::from(stat.st_ctime_nsec)
+}
+
 /// Gives every entry of `workspace` (and the directory itself) to `uid:gid`, except the
-/// `keep` paths (absolute) and what the module documentation lists.
+/// `keep` paths (absolute) and what the module documentation lists. With `since` (the
+/// [`walk_started`] of an earlier complete walk), files of directories unchanged since then are
+/// not looked at.
 pub(crate) fn adopt(
     workspace: &Path,
     uid: u32,
     gid: u32,
     keep: &[PathBuf],
+    since: Option<Nanos>,
 ) -> io::Result<Adoption> {
     let owner = (Uid::from_raw(uid), Gid::from_raw(gid));
     let root = nix::fcntl::open(
@@ -122,9 +145,9 @@ pub(crate) fn adopt(
         Mode::empty(),
     )?;
     let stat = fstat(&root)?;
-    let mut walk = Walk { owner, device: stat.st_dev, keep, done: Adoption::default() };
+    let mut walk = Walk { owner, device: stat.st_dev, keep, since, done: Adoption::default() };
     walk.chown_fd(root.as_fd(), &stat)?;
-    walk.directory(root, workspace.to_path_buf(), 0)?;
+    walk.directory(root, &stat, workspace.to_path_buf(), 0)?;
     Ok(walk.done)
 }
 
@@ -132,6 +155,7 @@ struct Walk<'a> {
     owner: (Uid, Gid),
     device: u64,
     keep: &'a [PathBuf],
+    since: Option<Nanos>,
     done: Adoption,
 }
 
@@ -154,15 +178,25 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn directory(&mut self, fd: OwnedFd, path: PathBuf, depth: usize) -> io::Result<()> {
+    fn directory(
+        &mut self,
+        fd: OwnedFd,
+        stat: &FileStat,
+        path: PathBuf,
+        depth: usize,
+    ) -> io::Result<()> {
+        let unchanged = self.since.is_some_and(|since| ctime(stat) < since);
         let mut dir = Dir::from_fd(fd)?;
-        let names: Vec<std::ffi::CString> = dir
+        let entries: Vec<(std::ffi::CString, Option<Type>)> = dir
             .iter()
             .filter_map(Result::ok)
-            .map(|e| e.file_name().to_owned())
-            .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+            .map(|e| (e.file_name().to_owned(), e.file_type()))
+            .filter(|(n, _)| n.as_bytes() != b"." && n.as_bytes() != b"..")
             .collect();
-        for name in names {
+        for (name, kind) in entries {
+            if unchanged && kind.is_some_and(|k| k != Type::Directory) {
+                continue;
+            }
             let child = path.join(OsStr::from_bytes(name.as_bytes()));
             if self.keep.iter().any(|k| k == &child) {
                 self.done.skipped += 1;
@@ -197,7 +231,7 @@ impl Walk<'_> {
                     continue;
                 }
                 self.chown_fd(sub.as_fd(), &stat)?;
-                self.directory(sub, child, depth + 1)?;
+                self.directory(sub, &stat, child, depth + 1)?;
             } else if !self.owned(&stat) {
                 // Re-check through a descriptor of the very inode that will be changed.
                 let Ok(file) = openat(
@@ -265,9 +299,10 @@ mod tests {
 
     #[test]
     fn adoption_changes_owners_but_skips_symlinks_hard_links_and_kept_paths() {
-        if !nix::unistd::geteuid().is_root() {
-            return;
-        }
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "changing owners needs root, as the sandbox does"
+        );
         let dir = tempfile::tempdir().unwrap();
         let ws = dir.path().join("ws");
         fs::create_dir_all(ws.join("src/deep")).unwrap();
@@ -279,13 +314,45 @@ mod tests {
         std::os::unix::fs::symlink(&outside, ws.join("link")).unwrap();
         fs::hard_link(&outside, ws.join("hard")).unwrap();
 
-        let done = adopt(&ws, 65_534, 65_534, &[ws.join(".git/config")]).unwrap();
+        let done = adopt(&ws, 65_534, 65_534, &[ws.join(".git/config")], None).unwrap();
         assert_eq!(done.changed, 5, "{done:?}"); // ws, src, deep, main.rs, .git
         for p in [&ws, &ws.join("src/deep/main.rs"), &ws.join(".git")] {
             assert_eq!(fs::metadata(p).unwrap().uid(), 65_534, "{}", p.display());
         }
         assert_eq!(fs::metadata(&outside).unwrap().uid(), 0);
         assert_eq!(fs::metadata(ws.join(".git/config")).unwrap().uid(), 0);
-        assert_eq!(adopt(&ws, 65_534, 65_534, &[]).unwrap().changed, 1, "only .git/config is left");
+        assert_eq!(
+            adopt(&ws, 65_534, 65_534, &[], None).unwrap().changed,
+            1,
+            "only .git/config is left"
+        );
+    }
+
+    #[test]
+    fn a_later_walk_finds_files_added_to_any_directory_since_the_last() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "changing owners needs root, as the sandbox does"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        fs::create_dir_all(ws.join("a/b")).unwrap();
+        fs::write(ws.join("a/b/old.txt"), "x").unwrap();
+        adopt(&ws, 65_534, 65_534, &[], None).unwrap();
+        let after_first = walk_started() + 2_000_000_000;
+        // Written by agentd (root) after the walk, deep in the tree.
+        fs::write(ws.join("a/b/new.txt"), "y").unwrap();
+        fs::create_dir(ws.join("a/c")).unwrap();
+        fs::write(ws.join("a/c/other.txt"), "z").unwrap();
+        let done = adopt(&ws, 65_534, 65_534, &[], Some(walk_started())).unwrap();
+        assert_eq!(done.changed, 3, "{done:?}"); // new.txt, c, other.txt
+        for p in ["a/b/new.txt", "a/c", "a/c/other.txt"] {
+            assert_eq!(fs::metadata(ws.join(p)).unwrap().uid(), 65_534, "{p}");
+        }
+        // The files of a directory unchanged since `since` are not looked at: an in-place chown
+        // by root goes unseen until the directory changes (or a full walk).
+        std::os::unix::fs::chown(ws.join("a/b/old.txt"), Some(0), Some(0)).unwrap();
+        assert_eq!(adopt(&ws, 65_534, 65_534, &[], Some(after_first)).unwrap().changed, 0);
+        assert_eq!(adopt(&ws, 65_534, 65_534, &[], None).unwrap().changed, 1);
     }
 }

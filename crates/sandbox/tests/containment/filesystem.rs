@@ -168,3 +168,22 @@ async fn a_system_directory_as_workspace_is_denied_and_nothing_runs() {
     assert!(matches!(out.status, Status::SandboxDenied { .. }), "{:?}", out.status);
     assert!(!fx.ws.join("ran").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_the_sandbox_uid_cannot_reach_is_denied_with_the_directory_named() {
+    let fx = Fixture::production().await;
+    fx.require_available();
+    let closed = fx.root.join("closed");
+    let ws = closed.join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = fx.sandbox.run(CommandSpec::shell("touch ran", &ws)).await.unwrap();
+    let Status::SandboxDenied { reason } = &out.status else { panic!("{:?}", out.status) };
+    assert!(reason.contains(&closed.display().to_string()) && reason.contains("o+x"), "{reason}");
+    assert!(!ws.join("ran").exists());
+    // Searchable but not listable is enough.
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let out = fx.sandbox.run(CommandSpec::shell("touch ran", &ws)).await.unwrap();
+    assert_eq!(out.status, Status::Exited { code: 0 }, "{}", out.output.text());
+    assert!(ws.join("ran").exists());
+}
