@@ -15,6 +15,11 @@
 //! The environment is not touched here: the caller builds it from nothing (`env_clear`) so
 //! that bubblewrap itself, and so `/proc/<pid>/environ` of every process in the sandbox, never
 //! holds agentd's variables.
+//!
+//! Every fork happens on one long-lived thread ([`start`]). bubblewrap's `--die-with-parent`
+//! is a parent-death signal, and Linux sends it when the *thread* that forked exits, not the
+//! process: forking on a runtime thread that later ends (a blocking-pool thread, a worker
+//! handed over by `block_in_place`) would kill commands in the middle of their run.
 
 use std::ffi::CString;
 use std::io;
@@ -146,7 +151,46 @@ unsafe fn mark_inherited_fds_cloexec() -> io::Result<()> {
     Ok(())
 }
 
-/// A sealed in-memory file holding `bytes`, close-on-exec, positioned at its start.
+/// A command to start, the runtime its child belongs to, and where the child goes.
+struct Job {
+    command: tokio::process::Command,
+    runtime: tokio::runtime::Handle,
+    reply: tokio::sync::oneshot::Sender<io::Result<tokio::process::Child>>,
+}
+
+static LAUNCHER: std::sync::OnceLock<io::Result<std::sync::mpsc::Sender<Job>>> =
+    std::sync::OnceLock::new();
+
+fn launcher() -> io::Result<&'static std::sync::mpsc::Sender<Job>> {
+    let started = LAUNCHER.get_or_init(|| {
+        let (sender, jobs) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new().name("agentd-launcher".into()).spawn(move || {
+            for mut job in jobs {
+                let child = {
+                    let _runtime = job.runtime.enter();
+                    job.command.spawn()
+                };
+                // Dropping the command closes agentd's copies of the output pipe's write end,
+                // so the output ends when the last process of the command closes it.
+                drop(job.command);
+                // A caller that went away drops the child, which kills it (`kill_on_drop`).
+                let _ = job.reply.send(child);
+            }
+        })?;
+        Ok(sender)
+    });
+    started.as_ref().map_err(|e| io::Error::new(e.kind(), e.to_string()))
+}
+
+/// Starts `command` on the launcher thread, registered with the current runtime.
+pub(crate) async fn start(command: tokio::process::Command) -> io::Result<tokio::process::Child> {
+    let (reply, child) = tokio::sync::oneshot::channel();
+    let job = Job { command, runtime: tokio::runtime::Handle::current(), reply };
+    launcher()?.send(job).map_err(|_| io::Error::other("the launcher thread is gone"))?;
+    child.await.map_err(|_| io::Error::other("the launcher thread is gone"))?
+}
+
+/// An in-memory file holding `bytes`, close-on-exec, positioned at its start.
 pub(crate) fn memory_file(name: &str, bytes: &[u8]) -> io::Result<std::os::fd::OwnedFd> {
     use std::io::{Seek, SeekFrom, Write};
     let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;

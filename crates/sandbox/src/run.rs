@@ -370,12 +370,13 @@ pub(crate) async fn isolated(
         no_new_privs: true,
     };
     let env = environment(settings, &spec, Path::new("/tmp"));
-    let child = spawn(&iso.bwrap, &args, &env, Path::new("/"), write_end, setup).map_err(|e| {
-        SandboxError::unavailable(format!(
-            "cannot start {} (after joining the command's cgroup and dropping privileges): {e}",
-            iso.bwrap.display()
-        ))
-    })?;
+    let child =
+        spawn(&iso.bwrap, &args, &env, Path::new("/"), write_end, setup).await.map_err(|e| {
+            SandboxError::unavailable(format!(
+                "cannot start {} (after joining the command's cgroup and dropping privileges): {e}",
+                iso.bwrap.display()
+            ))
+        })?;
     drop(seccomp);
 
     let capture =
@@ -441,6 +442,7 @@ pub(crate) async fn unisolated(
     };
     let env = environment(settings, &spec, cwd);
     let child = spawn(Path::new(&argv[0]), &argv[1..], &env, cwd, write_end, setup)
+        .await
         .map_err(|e| SandboxError::unavailable(format!("cannot start {}: {e}", argv[0])))?;
     let pgid = child.id().and_then(|id| i32::try_from(id).ok()).unwrap_or(0);
     let capture =
@@ -471,7 +473,7 @@ pub(crate) async fn unisolated(
     clippy::disallowed_methods,
     reason = "agentd-sandbox is the one place that starts processes"
 )]
-fn spawn<A: AsRef<std::ffi::OsStr>>(
+async fn spawn<A: AsRef<std::ffi::OsStr>>(
     program: &Path,
     args: &[A],
     env: &[(String, String)],
@@ -491,11 +493,7 @@ fn spawn<A: AsRef<std::ffi::OsStr>>(
         .stderr(Stdio::from(stderr))
         .kill_on_drop(true);
     setup.install(&mut command);
-    let child = command.spawn();
-    // Dropping the command closes agentd's copies of the pipe's write end, so the output ends
-    // when the last process of the command closes it.
-    drop(command);
-    child
+    launch::start(command).await
 }
 
 /// An ancestor of `ws` that `uid:gid` cannot traverse (bubblewrap resolves the workspace as

@@ -162,3 +162,31 @@ async fn probing_again_while_commands_start_disturbs_none_of_them() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(prober.await.unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_outlives_the_thread_that_started_it() {
+    // bubblewrap dies with the *thread* that forked it (`--die-with-parent`): the run below
+    // starts on a thread that then ends, as a blocking-pool thread does, and finishes elsewhere.
+    let fx = Fixture::production().await;
+    fx.require_available();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let spec = CommandSpec::shell("echo started; sleep 1; echo alive", &fx.ws).with_live_output(tx);
+    let sandbox = fx.sandbox.clone();
+    let run: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
+        Box::pin(async move { sandbox.run(spec).await });
+    let handle = tokio::runtime::Handle::current();
+    let thread = std::thread::spawn(move || {
+        let mut run = run;
+        handle.block_on(async {
+            tokio::select! {
+                _ = &mut run => panic!("the command ended before it printed"),
+                chunk = rx.recv() => assert_eq!(chunk.unwrap(), b"started\n"),
+            }
+        });
+        run
+    });
+    let run = tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
+    let out = run.await.unwrap();
+    assert_eq!(out.status, Status::Exited { code: 0 }, "{}", out.output.text());
+    assert_eq!(out.output.text(), "started\nalive\n");
+}
