@@ -1,7 +1,9 @@
 //! The sandbox's start-up overhead: `true` run through the full sandbox (workspace adoption,
-//! a cgroup per run, seccomp, bubblewrap with every namespace, the uid switch, clean-up), many
-//! times, in an empty workspace and in one of 10,000 files, with the unsandboxed launcher
-//! (`AGENTD_SANDBOX=none`) as the baseline.
+//! a cgroup per run, seccomp, bubblewrap with every namespace, the uid switch, clean-up), in an
+//! empty workspace and in one of 10,000 files, beside two baselines: bubblewrap alone with the
+//! same namespaces (the peer: what any bubblewrap-based sandbox pays), and the unsandboxed
+//! launcher (`AGENTD_SANDBOX=none`). The four are interleaved, run after run, so that a busy
+//! machine slows them alike.
 //!
 //! ```sh
 //! cargo bench -p agentd-sandbox --bench startup            # 300 runs each
@@ -14,6 +16,7 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agentd_sandbox::{CommandSpec, Sandbox, SandboxMode, SandboxSettings, Status};
@@ -23,22 +26,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-async fn measure(sandbox: &Sandbox, ws: &std::path::Path, iterations: usize) -> Vec<Duration> {
-    for _ in 0..10 {
-        sandbox.run(CommandSpec::argv(["true"], ws)).await.unwrap();
-    }
-    let mut times = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let started = Instant::now();
-        let out = sandbox.run(CommandSpec::argv(["true"], ws)).await.unwrap();
-        times.push(started.elapsed());
-        assert_eq!(out.status, Status::Exited { code: 0 });
-    }
-    times.sort();
-    times
+async fn once(sandbox: &Sandbox, spec: CommandSpec) -> Duration {
+    let started = Instant::now();
+    let out = sandbox.run(spec).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status, Status::Exited { code: 0 }, "{}", out.output.text());
+    took
 }
 
-fn report(name: &str, times: &[Duration]) {
+fn report(name: &str, times: &mut [Duration]) {
+    times.sort();
     let mean = times.iter().sum::<Duration>() / u32::try_from(times.len()).unwrap();
     println!(
         "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
@@ -48,6 +45,37 @@ fn report(name: &str, times: &[Duration]) {
         percentile(times, 0.99).as_secs_f64() * 1e3,
         mean.as_secs_f64() * 1e3,
     );
+}
+
+/// bubblewrap alone, with the namespaces and mounts of the full sandbox but none of agentd's
+/// other layers, started through the unsandboxed launcher.
+fn bare_bwrap(bwrap: &str, ws: &Path) -> CommandSpec {
+    let ws = ws.display().to_string();
+    let args = [
+        bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--die-with-parent",
+        "--new-session",
+        "--as-pid-1",
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+        &ws,
+        &ws,
+        "--",
+        "true",
+    ];
+    CommandSpec::argv(args, ws.clone())
 }
 
 fn main() {
@@ -60,21 +88,6 @@ fn main() {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let ws = dir.path().join("ws");
         std::fs::create_dir(&ws).unwrap();
-
-        let sandbox = Sandbox::new(SandboxSettings::default()).await;
-        let caps = sandbox.capabilities();
-        assert!(caps.available, "the sandbox is unavailable: {}", caps.reasons.join("; "));
-        println!(
-            "# bubblewrap {}, cgroup {} (kill: {}), {} cores, probe {} ms",
-            caps.bwrap.version.as_deref().unwrap_or("?"),
-            caps.cgroup.version,
-            caps.cgroup.kill,
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
-            caps.probe_duration_ms
-        );
-        println!("| `true` through | runs | p50 ms | p90 ms | p99 ms | mean ms |");
-        println!("|---|---|---|---|---|---|");
-        report("the full sandbox", &measure(&sandbox, &ws, iterations).await);
         // Adoption walks the workspace before each command: its cost grows with the tree.
         let big = dir.path().join("big");
         for d in 0..100 {
@@ -84,13 +97,42 @@ fn main() {
                 std::fs::write(sub.join(format!("file{f}.txt")), "x").unwrap();
             }
         }
-        report(
-            "the full sandbox, 10,000-file workspace",
-            &measure(&sandbox, &big, iterations).await,
-        );
+
+        let sandbox = Sandbox::new(SandboxSettings::default()).await;
+        let caps = sandbox.capabilities().clone();
+        assert!(caps.available, "the sandbox is unavailable: {}", caps.reasons.join("; "));
         let bare =
             Sandbox::new(SandboxSettings { mode: SandboxMode::None, ..SandboxSettings::default() })
                 .await;
-        report("no isolation (`AGENTD_SANDBOX=none`)", &measure(&bare, &ws, iterations).await);
+        let bwrap = caps.bwrap.path.clone().unwrap();
+        println!(
+            "# bubblewrap {}, cgroup {} (kill: {}), {} cores, probe {} ms",
+            caps.bwrap.version.as_deref().unwrap_or("?"),
+            caps.cgroup.version,
+            caps.cgroup.kill,
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            caps.probe_duration_ms
+        );
+        let mut times: [Vec<Duration>; 4] = Default::default();
+        for i in 0..iterations + 10 {
+            let round = [
+                once(&sandbox, CommandSpec::argv(["true"], &ws)).await,
+                once(&sandbox, CommandSpec::argv(["true"], &big)).await,
+                once(&bare, bare_bwrap(&bwrap, &ws)).await,
+                once(&bare, CommandSpec::argv(["true"], &ws)).await,
+            ];
+            if i >= 10 {
+                for (all, t) in times.iter_mut().zip(round) {
+                    all.push(t);
+                }
+            }
+        }
+        println!("| `true` through | runs | p50 ms | p90 ms | p99 ms | mean ms |");
+        println!("|---|---|---|---|---|---|");
+        let [full, big_ws, peer, none] = &mut times;
+        report("the full sandbox", full);
+        report("the full sandbox, 10,000-file workspace", big_ws);
+        report("bubblewrap alone, same namespaces (peer)", peer);
+        report("no isolation (`AGENTD_SANDBOX=none`)", none);
     });
 }
