@@ -32,6 +32,8 @@ pub struct TrialReport {
     pub seccomp_mode: Option<u8>,
     /// How long the trial took, in milliseconds.
     pub duration_ms: u64,
+    /// Why the trial command did not run to its end, if it did not.
+    pub failure: Option<String>,
 }
 
 /// The sandbox's capabilities on this machine.
@@ -80,11 +82,15 @@ impl TrialReport {
             no_new_privs: field("NoNewPrivs").and_then(|v| v.parse().ok()),
             seccomp_mode: field("Seccomp").and_then(|v| v.parse().ok()),
             duration_ms: 0,
+            failure: None,
         }
     }
 
     /// What is wrong with the trial, if anything, given the expected uid.
     pub(crate) fn problems(&self, expected_uid: u32) -> Vec<String> {
+        if let Some(failure) = &self.failure {
+            return vec![format!("the trial command failed: {failure}")];
+        }
         let mut problems = Vec::new();
         if self.uid != Some(expected_uid) {
             problems

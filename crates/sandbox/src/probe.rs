@@ -129,7 +129,7 @@ pub(crate) async fn probe(settings: &SandboxSettings) -> (Capabilities, Option<I
 
 fn trial_problems(trial: &TrialReport, uid: u32) -> Vec<String> {
     let problems = trial.problems(uid);
-    if problems.is_empty() { vec!["the trial command failed".into()] } else { problems }
+    if problems.is_empty() { vec!["the trial command did not pass".into()] } else { problems }
 }
 
 /// The hidden paths, absolute and without duplicates.
@@ -225,13 +225,16 @@ async fn trial(settings: &SandboxSettings, isolation: &Isolation) -> TrialReport
             report = TrialReport::from_status(&outcome.output.text());
             let expected =
                 isolation.switch_to.map_or_else(|| nix::unistd::geteuid().as_raw(), |(u, _)| u);
-            let exited = outcome.status == Status::Exited { code: 0 };
-            if !exited {
-                tracing::error!(status = ?outcome.status, output = %outcome.output.text(), "the sandbox trial command failed");
+            if outcome.status != (Status::Exited { code: 0 }) {
+                let first_line = outcome.output.text().lines().next().unwrap_or("").to_owned();
+                report.failure = Some(match outcome.status {
+                    Status::SandboxDenied { reason } => reason,
+                    other => format!("{other:?}: {first_line}"),
+                });
             }
-            report.passed = exited && report.problems(expected).is_empty();
+            report.passed = report.problems(expected).is_empty();
         }
-        Err(e) => tracing::error!(error = %e, "the sandbox trial command could not start"),
+        Err(e) => report.failure = Some(e.to_string()),
     }
     report.duration_ms = millis(started.elapsed());
     report

@@ -187,3 +187,45 @@ async fn a_workspace_the_sandbox_uid_cannot_reach_is_denied_with_the_directory_n
     assert_eq!(out.status, Status::Exited { code: 0 }, "{}", out.output.text());
     assert!(ws.join("ran").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_bubblewrap_cannot_set_up_is_denied_and_does_not_run() {
+    // A hidden file behind a directory the sandbox uid cannot enter: bubblewrap fails to mount
+    // over it, before the command starts.
+    let parent = tempfile::Builder::new()
+        .prefix(".containment-")
+        .tempdir_in(env!("CARGO_MANIFEST_DIR"))
+        .unwrap();
+    let closed = parent.path().join("closed");
+    let secret = closed.join("secret");
+    let hidden = secret.clone();
+    let settings = move |data: &Path| {
+        let mut settings = production_settings(data);
+        settings.hide_paths.push(hidden);
+        settings
+    };
+    let make_closed = || {
+        std::fs::create_dir(&closed).unwrap();
+        canary_file(&secret, 0o600);
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    };
+
+    // Present at start-up: the probe's trial fails and the sandbox is unavailable, saying why.
+    make_closed();
+    let fx = Fixture::with_settings(settings.clone()).await;
+    let reasons = fx.sandbox.capabilities().reasons.join("; ");
+    assert!(!fx.sandbox.is_available());
+    assert!(reasons.contains("trial command failed: bwrap: "), "{reasons}");
+    drop(fx);
+
+    // Appearing later: that command is denied.
+    std::fs::remove_dir_all(&closed).unwrap();
+    let fx = Fixture::with_settings(settings).await;
+    make_closed();
+    let out = fx.sh("touch ran").await;
+    let Status::SandboxDenied { reason } = &out.status else {
+        panic!("{:?}: {}", out.status, out.output.text())
+    };
+    assert!(reason.starts_with("bwrap: "), "{reason}");
+    assert!(!fx.ws.join("ran").exists());
+}
