@@ -17,7 +17,7 @@ PORT="${PORT:-18080}"
 
 command -v oha >/dev/null || { echo "oha is not installed: cargo install --locked oha" >&2; exit 1; }
 cargo build --release --locked -p agentd-cli >&2
-BIN="${CARGO_TARGET_DIR:-target}/release/agentd"
+BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/agentd"
 
 workdir=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$workdir"' EXIT
@@ -37,6 +37,8 @@ start() {
 start
 echo "# agentd $("$BIN" --version | cut -d' ' -f2), $(nproc) cores, database: ${AGENTD_BENCH_DATABASE_URL:+postgres}${AGENTD_BENCH_DATABASE_URL:-sqlite}"
 for path in /health /health/ready; do
+  # Warm up: connections, the runtime's threads, the database pool.
+  oha --no-tui -z 3s -q "$RATE" -c "$CONNECTIONS" "http://127.0.0.1:$PORT$path" >/dev/null
   echo
   echo "## GET $path at a fixed $RATE req/s for $DURATION ($CONNECTIONS connections)"
   oha --no-tui -z "$DURATION" -q "$RATE" -c "$CONNECTIONS" --latency-correction \

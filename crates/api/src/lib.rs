@@ -7,21 +7,26 @@
 //! envelope (see `error` and `envelope`).
 
 mod access_log;
+pub mod auth;
+pub mod browser;
+pub mod client;
 mod debug;
 mod envelope;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod openapi;
+pub mod rate_limit;
 pub mod request_id;
+mod routes;
 pub mod state;
 
 use std::any::Any;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode, Uri};
-use axum::middleware::from_fn;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -37,11 +42,27 @@ pub use error::{ApiError, ApiResult};
 pub use request_id::REQUEST_ID_HEADER;
 pub use state::{ApiConfig, AppState, Lifecycle};
 
+/// `/v1` routes that need no principal. Every other `/v1` route requires one, by construction:
+/// a new route is protected unless it is added here.
+const PUBLIC_V1: &[&str] =
+    &["/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout", "/v1/auth/csrf"];
+
 /// The OpenAPI document and the routes it describes.
 fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
+        .routes(routes!(routes::auth::login))
+        .routes(routes!(routes::auth::refresh))
+        .routes(routes!(routes::auth::logout))
+        .routes(routes!(routes::auth::csrf))
+        .routes(routes!(routes::users::me))
+        .routes(routes!(routes::users::create_user, routes::users::list_users))
+        .routes(routes!(routes::users::get_user, routes::users::update_user))
+        .routes(routes!(routes::api_keys::create_api_key, routes::api_keys::list_api_keys))
+        .routes(routes!(routes::api_keys::revoke_api_key))
+        .routes(routes!(routes::llm::providers))
+        .routes(routes!(routes::llm::usage))
         .split_for_parts();
     openapi::add_common_errors(&mut spec);
     (router, spec)
@@ -53,9 +74,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented_routes().1
 }
 
+/// Middleware: every `/v1` route outside [`PUBLIC_V1`] needs a principal.
+async fn authenticate_v1(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/v1/") && !PUBLIC_V1.contains(&path) {
+        auth::middleware::require_principal(State(state), request, next).await
+    } else {
+        next.run(request).await
+    }
+}
+
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
+    let browser = std::sync::Arc::new(config.browser.clone());
+    let proxies = std::sync::Arc::new(config.trusted_proxies.clone());
     let (documented, spec) = documented_routes();
     let mut ordinary = documented.merge(SwaggerUi::new("/docs").url("/openapi.json", spec));
     if config.debug_routes {
@@ -66,12 +99,15 @@ pub fn router(state: AppState) -> Router {
     let ordinary = ordinary
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout));
 
+    let cors = browser::cors_layer(&config.browser);
     Router::new()
         .merge(ordinary)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Route layer: runs only for matched routes, where the route template is known.
         .route_layer(from_fn(access_log::record_route))
+        // The principal of every protected /v1 route.
+        .layer(from_fn_with_state(state.clone(), authenticate_v1))
         .layer(
             // Outermost first. Each layer sees what the ones below it produce.
             ServiceBuilder::new()
@@ -85,10 +121,21 @@ pub fn router(state: AppState) -> Router {
                 ]))
                 // The request span and the one completion line; sees the final status.
                 .layer(from_fn(access_log::log_request))
+                // Security headers on every response, errors included.
+                .layer(from_fn_with_state(browser.clone(), browser::security_headers))
                 // Every error response below this point becomes the envelope, and is logged once.
                 .layer(from_fn(envelope::render_errors))
                 // A panicking handler becomes a 500 (rendered above); the server keeps serving.
                 .layer(CatchPanicLayer::custom(panic_response))
+                // CORS answers preflights before anything can refuse them, and decorates every
+                // response below, 429s and 401s included.
+                .option_layer(cors)
+                // Who the client is (X-Forwarded-For only from trusted proxies).
+                .layer(from_fn_with_state(proxies, client::resolve_client))
+                // Requests for hosts not served here stop before doing any work.
+                .layer(from_fn_with_state(browser, browser::check_host))
+                // The per-address rate limit: before authentication, so floods cost little.
+                .layer(from_fn_with_state(state.limiter.clone(), rate_limit::limit_addresses))
                 // Bodies over the limit: 413 at once when Content-Length says so, or as soon as a
                 // chunked body passes the limit while it is read.
                 .layer(RequestBodyLimitLayer::new(config.body_limit))

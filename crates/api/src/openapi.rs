@@ -14,9 +14,41 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
             the envelope `{\"error\": {\"type\", \"message\", \"request_id\", \"details\"?}}`.",
     ),
     components(schemas(ErrorEnvelope)),
-    tags((name = "health", description = "Liveness and readiness")),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "auth", description = "Sign-in, token refresh, sign-out, CSRF tokens"),
+        (name = "users", description = "Users (managed by admins) and the caller"),
+        (name = "api-keys", description = "API keys for services"),
+        (name = "llm", description = "Language models: status and usage"),
+    ),
 )]
 pub struct ApiDoc;
+
+/// The two ways to authenticate: a bearer token (an access token or an API key) or `X-API-Key`.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT access token or agk_ API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
 
 /// Adds the error responses any operation may give to every operation that does not already list
 /// them. Runs on the finished document, once the routes' paths are in it.

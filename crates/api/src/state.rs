@@ -1,4 +1,5 @@
-//! What handlers share: the store, the server's lifecycle, the HTTP configuration.
+//! What handlers share: the store, authentication, rate limits, the server's lifecycle and the
+//! HTTP configuration.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,11 +7,22 @@ use std::time::Duration;
 
 use agentd_core::Store;
 
+use crate::auth::Auth;
+use crate::browser::BrowserConfig;
+use crate::client::TrustedProxies;
+use crate::rate_limit::RateLimiter;
+
 /// Shared by every handler; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The store.
     pub store: Arc<dyn Store>,
+    /// Sign-in, tokens, keys.
+    pub auth: Arc<Auth>,
+    /// Rate limits.
+    pub limiter: Arc<RateLimiter>,
+    /// The language models (their status; runs call them through the runner).
+    pub llm: Arc<agentd_llm::LlmRouter>,
     /// Whether the server is draining.
     pub lifecycle: Arc<Lifecycle>,
     /// HTTP settings.
@@ -28,6 +40,10 @@ pub struct ApiConfig {
     pub ready_timeout: Duration,
     /// Whether the `/debug/*` routes exist (never in production).
     pub debug_routes: bool,
+    /// Browser-facing settings.
+    pub browser: BrowserConfig,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ApiConfig {
@@ -37,6 +53,8 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(30),
             ready_timeout: Duration::from_secs(1),
             debug_routes: false,
+            browser: BrowserConfig::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

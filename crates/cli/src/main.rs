@@ -10,7 +10,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::Read as _;
+
+use agentd_core::user::Role;
 use agentd_server::Settings;
+use agentd_server::admin::CreateUserError;
 use agentd_server::settings::Loaded;
 use clap::{Parser, Subcommand};
 
@@ -34,6 +38,22 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        /// The user's sign-in email.
+        #[arg(long)]
+        email: String,
+        /// Make the user an admin.
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +75,42 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check) => config_check(&loaded),
         Command::Serve => run(loaded, Mode::Serve),
         Command::Migrate => run(loaded, Mode::Migrate),
+        Command::Users(UsersCommand::Create { email, admin }) => {
+            users_create(loaded, &email, admin)
+        }
+    }
+}
+
+fn users_create(loaded: Loaded, email: &str, admin: bool) -> ExitCode {
+    let mut password = String::new();
+    if let Err(err) = std::io::stdin().read_to_string(&mut password) {
+        eprintln!("agentd: cannot read the password from standard input: {err}");
+        return ExitCode::from(2);
+    }
+    let password = password.strip_suffix('\n').unwrap_or(&password);
+    let password = password.strip_suffix('\r').unwrap_or(password).to_owned();
+    let role = if admin { Role::Admin } else { Role::Member };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("agentd: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let settings = loaded.settings;
+    match runtime.block_on(agentd_server::admin::create_user(&settings, email, password, role)) {
+        Ok(user) => {
+            println!("created user {} <{}> ({})", user.id, user.email, user.role);
+            ExitCode::SUCCESS
+        }
+        Err(err @ (CreateUserError::Invalid { .. } | CreateUserError::Exists)) => {
+            eprintln!("agentd: {err}");
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            eprintln!("agentd: {err}");
+            ExitCode::from(1)
+        }
     }
 }
 

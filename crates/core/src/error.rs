@@ -22,6 +22,10 @@ pub enum StoreError {
         /// The field that must be unique.
         field: &'static str,
     },
+    /// A worker wrote with a lease it no longer holds (it expired and another worker took the
+    /// run, or the run ended): the worker must stop at once.
+    #[error("the lease on this run is no longer held")]
+    LeaseLost,
     /// The database cannot be reached right now (connection refused or lost, pool exhausted).
     /// Worth retrying later; reported to clients as 503.
     #[error("the database is unavailable")]

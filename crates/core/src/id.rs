@@ -72,6 +72,22 @@ define_id!(
     /// Identifies a project.
     ProjectId
 );
+define_id!(
+    /// Identifies a signed-in session (a refresh-token family).
+    SessionId
+);
+define_id!(
+    /// Identifies an API key.
+    ApiKeyId
+);
+define_id!(
+    /// Identifies an agent run.
+    RunId
+);
+define_id!(
+    /// Identifies a conversation.
+    ConversationId
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,20 +7,31 @@
 //! process spawning; those live in the adapter crates and are reached only through the traits
 //! defined here.
 
+pub mod auth;
 pub mod clock;
 pub mod command_policy;
+pub mod conversation;
 pub mod error;
 pub mod id;
 pub mod page;
 pub mod project;
+pub mod revision;
+pub mod run;
+pub mod signal;
 pub mod store;
+pub mod usage;
 pub mod user;
+pub mod workspace;
+pub mod workspace_path;
 
 pub use clock::{Clock, SystemClock};
 pub use command_policy::{
     CommandPolicy, CommandPolicySettings, Decision, PolicyError, RuleConfig, Verdict,
 };
 pub use error::{StoreError, StoreResult};
-pub use id::{ProjectId, UserId};
+pub use id::{ApiKeyId, ConversationId, ProjectId, RunId, SessionId, UserId};
 pub use page::{Page, PageRequest};
-pub use store::Store;
+pub use store::{Store, UsageStore};
+pub use usage::{NewUsage, UsageBucket, UsageQuery};
+pub use workspace::{Workspace, WorkspaceError, WorkspaceResult};
+pub use workspace_path::{PathError, WorkspacePath};

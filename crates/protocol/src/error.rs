@@ -7,12 +7,18 @@ use utoipa::ToSchema;
 ///
 /// Each type has exactly one HTTP status, given by [`ErrorType::http_status`], except `timeout`,
 /// which is 408 when the client was too slow to send its request and 504 when agentd was too slow
-/// to answer.
+/// to answer. Several types may share a status: `invalid_path` and `workspace_not_allowed` are
+/// specific kinds of `bad_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorType {
     /// 400: the request is malformed in a way that is not a per-field validation problem.
     BadRequest,
+    /// 400: a file path is not acceptable inside a workspace (absolute, `..`, encoded traversal,
+    /// control characters, too long, or leading outside the workspace through a symbolic link).
+    InvalidPath,
+    /// 400: a directory workspace was requested outside the roots the operator allows.
+    WorkspaceNotAllowed,
     /// 401: no valid credentials were presented.
     Unauthorized,
     /// 403: the caller is known but lacks the role or scope for this act.
@@ -25,6 +31,8 @@ pub enum ErrorType {
     Timeout,
     /// 409: the request conflicts with the resource's current state.
     Conflict,
+    /// 412: a precondition (`If-Match`, `If-None-Match`) does not hold: the resource changed.
+    PreconditionFailed,
     /// 413: the request body, or a stored object, is larger than allowed.
     PayloadTooLarge,
     /// 415: the request body is not of a media type this endpoint accepts.
@@ -37,6 +45,17 @@ pub enum ErrorType {
     InternalError,
     /// 503: agentd or one of its dependencies cannot serve the request now.
     ServiceUnavailable,
+    /// 503: no language model is configured for the agent type.
+    NoLlmConfigured,
+    /// 503: every language model for the request is unavailable (breakers open, rate limits
+    /// cooling down); the response carries `Retry-After`.
+    LlmUnavailable,
+    /// 504: the language model did not answer within the deadline.
+    LlmTimeout,
+    /// 502: the language model provider failed in a way retries and fallbacks could not mend.
+    LlmUpstreamError,
+    /// 400: the request does not fit the model's context window.
+    ContextOverflow,
 }
 
 impl ErrorType {
@@ -45,19 +64,25 @@ impl ErrorType {
     #[must_use]
     pub const fn http_status(self) -> u16 {
         match self {
-            Self::BadRequest => 400,
+            Self::BadRequest | Self::InvalidPath | Self::WorkspaceNotAllowed => 400,
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Timeout => 504,
             Self::Conflict => 409,
+            Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::ValidationError => 422,
             Self::RateLimitExceeded => 429,
             Self::InternalError => 500,
             Self::ServiceUnavailable => 503,
+            Self::NoLlmConfigured => 503,
+            Self::LlmUnavailable => 503,
+            Self::LlmTimeout => 504,
+            Self::LlmUpstreamError => 502,
+            Self::ContextOverflow => 400,
         }
     }
 
@@ -72,6 +97,7 @@ impl ErrorType {
             405 => Self::MethodNotAllowed,
             408 | 504 => Self::Timeout,
             409 => Self::Conflict,
+            412 => Self::PreconditionFailed,
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
             422 => Self::ValidationError,
@@ -87,18 +113,26 @@ impl ErrorType {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
+            Self::InvalidPath => "invalid_path",
+            Self::WorkspaceNotAllowed => "workspace_not_allowed",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Timeout => "timeout",
             Self::Conflict => "conflict",
+            Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::ValidationError => "validation_error",
             Self::RateLimitExceeded => "rate_limit_exceeded",
             Self::InternalError => "internal_error",
             Self::ServiceUnavailable => "service_unavailable",
+            Self::NoLlmConfigured => "no_llm_configured",
+            Self::LlmUnavailable => "llm_unavailable",
+            Self::LlmTimeout => "llm_timeout",
+            Self::LlmUpstreamError => "llm_upstream_error",
+            Self::ContextOverflow => "context_overflow",
         }
     }
 }
@@ -158,29 +192,86 @@ impl ErrorDetail {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorType; 13] = [
+    const ALL: [ErrorType; 21] = [
         ErrorType::BadRequest,
+        ErrorType::InvalidPath,
+        ErrorType::WorkspaceNotAllowed,
         ErrorType::Unauthorized,
         ErrorType::Forbidden,
         ErrorType::NotFound,
         ErrorType::MethodNotAllowed,
         ErrorType::Timeout,
         ErrorType::Conflict,
+        ErrorType::PreconditionFailed,
         ErrorType::PayloadTooLarge,
         ErrorType::UnsupportedMediaType,
         ErrorType::ValidationError,
         ErrorType::RateLimitExceeded,
         ErrorType::InternalError,
         ErrorType::ServiceUnavailable,
+        ErrorType::NoLlmConfigured,
+        ErrorType::LlmUnavailable,
+        ErrorType::LlmTimeout,
+        ErrorType::LlmUpstreamError,
+        ErrorType::ContextOverflow,
+    ];
+
+    /// Types that refine a general type sharing their status.
+    /// Types that refine a general type with the same status; a bare status maps to the general.
+    const REFINEMENTS: [(ErrorType, ErrorType); 7] = [
+        (ErrorType::InvalidPath, ErrorType::BadRequest),
+        (ErrorType::WorkspaceNotAllowed, ErrorType::BadRequest),
+        (ErrorType::NoLlmConfigured, ErrorType::ServiceUnavailable),
+        (ErrorType::LlmUnavailable, ErrorType::ServiceUnavailable),
+        (ErrorType::LlmTimeout, ErrorType::Timeout),
+        (ErrorType::LlmUpstreamError, ErrorType::InternalError),
+        (ErrorType::ContextOverflow, ErrorType::BadRequest),
     ];
 
     #[test]
     fn every_type_round_trips_through_its_status() {
         for t in ALL {
-            assert_eq!(ErrorType::from_http_status(t.http_status()), t, "{t}");
+            let general = REFINEMENTS.iter().find(|(r, _)| *r == t).map_or(t, |(_, g)| *g);
+            assert_eq!(ErrorType::from_http_status(t.http_status()), general, "{t}");
             let json = serde_json::to_value(t).unwrap_or_default();
             assert_eq!(json.as_str(), Some(t.as_str()));
         }
+    }
+
+    #[test]
+    fn the_llm_types_have_their_statuses_and_refine_a_general_type() {
+        let expected = [
+            (ErrorType::NoLlmConfigured, 503, ErrorType::ServiceUnavailable),
+            (ErrorType::LlmUnavailable, 503, ErrorType::ServiceUnavailable),
+            (ErrorType::LlmTimeout, 504, ErrorType::Timeout),
+            (ErrorType::LlmUpstreamError, 502, ErrorType::InternalError),
+            (ErrorType::ContextOverflow, 400, ErrorType::BadRequest),
+        ];
+        for (t, status, general) in expected {
+            assert_eq!(t.http_status(), status, "{t}");
+            assert_eq!(ErrorType::from_http_status(status), general, "{t}");
+        }
+    }
+
+    #[test]
+    fn file_store_types_have_their_statuses_and_names() {
+        assert_eq!(ErrorType::InvalidPath.http_status(), 400);
+        assert_eq!(ErrorType::WorkspaceNotAllowed.http_status(), 400);
+        assert_eq!(ErrorType::PreconditionFailed.http_status(), 412);
+        assert_eq!(ErrorType::from_http_status(412), ErrorType::PreconditionFailed);
+        let names: Vec<_> =
+            [ErrorType::InvalidPath, ErrorType::WorkspaceNotAllowed, ErrorType::PreconditionFailed]
+                .iter()
+                .map(|t| serde_json::to_value(t).unwrap_or_default())
+                .collect();
+        assert_eq!(
+            names,
+            [
+                serde_json::json!("invalid_path"),
+                serde_json::json!("workspace_not_allowed"),
+                serde_json::json!("precondition_failed")
+            ]
+        );
     }
 
     #[test]

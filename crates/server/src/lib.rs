@@ -4,6 +4,7 @@
 //! [`Settings`] values and start an [`Application`] on port 0. Nothing here holds business
 //! logic: it wires the store, the API and (later) the workers together.
 
+pub mod admin;
 pub mod scrub;
 pub mod settings;
 pub mod startup;

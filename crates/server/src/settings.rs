@@ -12,9 +12,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agentd_core::workspace::WorkspaceLimits;
 use agentd_core::{CommandPolicy, CommandPolicySettings};
+use agentd_llm::{AgentRoute, LlmSettings};
 use agentd_sandbox::{SandboxMode, SandboxSettings};
 use agentd_store::{Backend, DatabaseOptions};
+use agentd_workspace::{AllowedRoots, WorkspaceConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -67,6 +70,42 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     /// Which agent commands run, wait for approval, or are refused (`[command_policy]`).
     pub command_policy: CommandPolicySettings,
+    /// Sign-in, tokens and passwords.
+    pub auth: AuthSettings,
+    /// Rate limits.
+    pub rate_limit: RateLimitSettings,
+    /// Project workspaces: where directory workspaces may live, and the file limits.
+    pub workspace: WorkspaceSettings,
+    /// Language models: providers, per-model facts, retries, breakers, the cache.
+    pub llm: LlmSettings,
+    /// Agent types by name.
+    pub agents: BTreeMap<String, AgentSettings>,
+}
+
+/// One agent type.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// Its model, `provider-name/model`; the default model when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Models tried in order when the model is unavailable.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+    /// Cache its answers even when the temperature is not 0.
+    pub cache: bool,
+}
+
+impl AgentSettings {
+    /// The route the LLM layer follows, when the agent type names a model.
+    #[must_use]
+    pub fn route(&self) -> Option<AgentRoute> {
+        self.model.as_ref().map(|model| AgentRoute {
+            model: model.clone(),
+            fallbacks: self.fallbacks.clone(),
+            cache: self.cache,
+        })
+    }
 }
 
 /// HTTP server settings.
@@ -85,6 +124,70 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// `AGENTD_DEBUG_ROUTES`: serve the `/debug/*` routes (refused in production).
     pub debug_routes: bool,
+    /// `AGENTD_PUBLIC_URL`: the URL clients use; https turns on HSTS and `Secure` cookies.
+    pub public_url: Option<String>,
+    /// `AGENTD_CORS_ORIGINS`: origins allowed to call the API from browsers.
+    pub cors_origins: Vec<String>,
+    /// `AGENTD_CORS_ALLOW_CREDENTIALS`: whether those cross-origin calls may carry cookies.
+    pub cors_allow_credentials: bool,
+    /// `AGENTD_ALLOWED_HOSTS`: `Host` values served; empty serves any.
+    pub allowed_hosts: Vec<String>,
+    /// `AGENTD_TRUSTED_PROXIES`: addresses or networks whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Sign-in, token and password settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `AGENTD_ACCESS_TOKEN_TTL_SECONDS`.
+    pub access_token_ttl_seconds: u64,
+    /// `AGENTD_REFRESH_TOKEN_TTL_DAYS`.
+    pub refresh_token_ttl_days: u64,
+    /// `AGENTD_LOGIN_MAX_FAILURES`: failed sign-ins per account before lock-outs start.
+    pub login_max_failures: u32,
+    /// `AGENTD_PASSWORD_HASH_MEMORY_KIB`: argon2id memory cost.
+    pub password_hash_memory_kib: u32,
+    /// `AGENTD_PASSWORD_HASH_ITERATIONS`: argon2id time cost.
+    pub password_hash_iterations: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_seconds: 900,
+            refresh_token_ttl_days: 30,
+            login_max_failures: 5,
+            password_hash_memory_kib: 19 * 1024,
+            password_hash_iterations: 2,
+        }
+    }
+}
+
+/// Rate-limit settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// `AGENTD_RATE_LIMIT_PER_MINUTE`: requests per client address (0: no limit).
+    pub per_minute: u32,
+    /// `AGENTD_RATE_LIMIT_RUNS_PER_MINUTE`: expensive requests per principal (0: no limit).
+    pub runs_per_minute: u32,
+    /// `AGENTD_REDIS_URL`: share the limits between nodes through this Redis.
+    #[serde(serialize_with = "redact_url")]
+    pub redis_url: Option<SecretString>,
+    /// `AGENTD_REDIS_KEY_PREFIX`: prefix of agentd's Redis keys.
+    pub redis_key_prefix: String,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            per_minute: 600,
+            runs_per_minute: 60,
+            redis_url: None,
+            redis_key_prefix: "agentd:".into(),
+        }
+    }
 }
 
 /// Database settings.
@@ -116,6 +219,33 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// Workspace settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkspaceSettings {
+    /// `AGENTD_WORKSPACE_ALLOWED_ROOTS`: the directories under which directory workspaces may be
+    /// created; empty disables directory workspaces.
+    pub allowed_roots: Vec<PathBuf>,
+    /// `AGENTD_MAX_FILE_BYTES`: the largest file a workspace accepts.
+    pub max_file_bytes: u64,
+    /// `AGENTD_MAX_PROJECT_BYTES`: the most bytes a managed workspace's files may take.
+    pub max_project_bytes: u64,
+    /// `AGENTD_MAX_PROJECT_FILES`: the most files a managed workspace may hold.
+    pub max_project_files: u64,
+}
+
+impl Default for WorkspaceSettings {
+    fn default() -> Self {
+        let limits = WorkspaceLimits::default();
+        Self {
+            allowed_roots: Vec::new(),
+            max_file_bytes: limits.max_file_bytes,
+            max_project_bytes: limits.max_project_bytes,
+            max_project_files: limits.max_project_files,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -129,6 +259,11 @@ impl Default for Settings {
             log: LogSettings::default(),
             sandbox: SandboxSettings::default(),
             command_policy: CommandPolicySettings::default(),
+            auth: AuthSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            workspace: WorkspaceSettings::default(),
+            llm: LlmSettings::default(),
+            agents: BTreeMap::new(),
         }
     }
 }
@@ -142,6 +277,11 @@ impl Default for HttpSettings {
             header_read_timeout_seconds: 10,
             max_connections: 1024,
             debug_routes: false,
+            public_url: None,
+            cors_origins: Vec::new(),
+            cors_allow_credentials: false,
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -206,6 +346,11 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("AGENTD_HEADER_READ_TIMEOUT_SECONDS", "http.header_read_timeout_seconds", EnvKind::Integer),
     var("AGENTD_MAX_CONNECTIONS", "http.max_connections", EnvKind::Integer),
     var("AGENTD_DEBUG_ROUTES", "http.debug_routes", EnvKind::Boolean),
+    var("AGENTD_PUBLIC_URL", "http.public_url", EnvKind::Text),
+    var("AGENTD_CORS_ORIGINS", "http.cors_origins", EnvKind::List),
+    var("AGENTD_CORS_ALLOW_CREDENTIALS", "http.cors_allow_credentials", EnvKind::Boolean),
+    var("AGENTD_ALLOWED_HOSTS", "http.allowed_hosts", EnvKind::List),
+    var("AGENTD_TRUSTED_PROXIES", "http.trusted_proxies", EnvKind::List),
     var("AGENTD_DATABASE_URL", "database.url", EnvKind::Text),
     var("AGENTD_DATABASE_MAX_CONNECTIONS", "database.max_connections", EnvKind::Integer),
     var("AGENTD_DATABASE_MIN_CONNECTIONS", "database.min_connections", EnvKind::Integer),
@@ -251,6 +396,22 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("AGENTD_SANDBOX_CPU_SECONDS_MAX", "sandbox.limits.cpu_seconds_max", EnvKind::Integer),
     var("AGENTD_COMMAND_POLICY_DEFAULTS", "command_policy.include_defaults", EnvKind::Boolean),
     var("AGENTD_COMMAND_POLICY_DEFAULT_DECISION", "command_policy.default_decision", EnvKind::Text),
+    var("AGENTD_ACCESS_TOKEN_TTL_SECONDS", "auth.access_token_ttl_seconds", EnvKind::Integer),
+    var("AGENTD_REFRESH_TOKEN_TTL_DAYS", "auth.refresh_token_ttl_days", EnvKind::Integer),
+    var("AGENTD_LOGIN_MAX_FAILURES", "auth.login_max_failures", EnvKind::Integer),
+    var("AGENTD_PASSWORD_HASH_MEMORY_KIB", "auth.password_hash_memory_kib", EnvKind::Integer),
+    var("AGENTD_PASSWORD_HASH_ITERATIONS", "auth.password_hash_iterations", EnvKind::Integer),
+    var("AGENTD_RATE_LIMIT_PER_MINUTE", "rate_limit.per_minute", EnvKind::Integer),
+    var("AGENTD_RATE_LIMIT_RUNS_PER_MINUTE", "rate_limit.runs_per_minute", EnvKind::Integer),
+    var("AGENTD_REDIS_URL", "rate_limit.redis_url", EnvKind::Text),
+    var("AGENTD_REDIS_KEY_PREFIX", "rate_limit.redis_key_prefix", EnvKind::Text),
+    var("AGENTD_WORKSPACE_ALLOWED_ROOTS", "workspace.allowed_roots", EnvKind::List),
+    var("AGENTD_MAX_FILE_BYTES", "workspace.max_file_bytes", EnvKind::Integer),
+    var("AGENTD_MAX_PROJECT_BYTES", "workspace.max_project_bytes", EnvKind::Integer),
+    var("AGENTD_MAX_PROJECT_FILES", "workspace.max_project_files", EnvKind::Integer),
+    var("AGENTD_LLM_BASE_URL", "llm.local.base_url", EnvKind::Text),
+    var("AGENTD_LLM_MODEL", "llm.local.model", EnvKind::Text),
+    var("AGENTD_LLM_API_KEY", "llm.local.api_key", EnvKind::Text),
 ];
 
 /// Variables with the `AGENTD_` prefix that agentd itself does not read, and so does not warn
@@ -321,8 +482,10 @@ pub struct Loaded {
 }
 
 impl Settings {
-    /// Loads defaults, then `file` (if given), then the `AGENTD_*` entries of `env`, and
-    /// validates the result.
+    /// Loads defaults, then `file` (if given), then the `AGENTD_*` entries of `env`, reads LLM
+    /// API keys from `env` (the variables providers name, and `OPENAI_API_KEY`,
+    /// `ANTHROPIC_API_KEY`, `GEMINI_API_KEY` when no provider is configured), and validates the
+    /// result.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first offending key.
@@ -335,12 +498,14 @@ impl Settings {
             None => toml::Table::new(),
         };
         let mut unknown_env = Vec::new();
-        for (name, value) in env {
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for (name, value) in &env {
+            let name = name.clone();
             if !name.starts_with("AGENTD_") {
                 continue;
             }
             match ENV_VARS.iter().find(|v| v.name == name) {
-                Some(var) => set_key(&mut table, var.key, env_value(var, &value)?),
+                Some(var) => set_key(&mut table, var.key, env_value(var, value)?),
                 None => {
                     let ignored = NOT_SETTINGS.contains(&name.as_str())
                         || NOT_SETTINGS_PREFIXES.iter().any(|p| name.starts_with(p));
@@ -353,6 +518,7 @@ impl Settings {
         unknown_env.sort();
         let mut settings = Self::from_table(table)?;
         settings.hide_data_dir_from_commands();
+        settings.llm.apply_env(&env);
         settings.validate()?;
         Ok(Loaded { settings, unknown_env })
     }
@@ -408,6 +574,17 @@ impl Settings {
                 ));
             }
         }
+        self.validate_http()?;
+        self.validate_auth()?;
+        if let Some(url) = &self.rate_limit.redis_url
+            && !(url.expose_secret().starts_with("redis://")
+                || url.expose_secret().starts_with("rediss://"))
+        {
+            return Err(ConfigError::at_key(
+                "rate_limit.redis_url",
+                "must start with redis:// or rediss://",
+            ));
+        }
         if let Some(url) = &self.database.url
             && Backend::from_url(url.expose_secret()).is_none()
         {
@@ -427,13 +604,102 @@ impl Settings {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::at_key(key, "must be greater than 0"));
         }
+        let limits: [(&str, u64); 3] = [
+            ("workspace.max_file_bytes", self.workspace.max_file_bytes),
+            ("workspace.max_project_bytes", self.workspace.max_project_bytes),
+            ("workspace.max_project_files", self.workspace.max_project_files),
+        ];
+        if let Some((key, _)) = limits.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::at_key(key, "must be greater than 0"));
+        }
+        self.workspace_config()?;
         if self.database.ready_timeout_ms == 0 {
             return Err(ConfigError::at_key("database.ready_timeout_ms", "must be greater than 0"));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
             return Err(ConfigError::at_key("log.filter", e.to_string()));
         }
+        let routes = self.agent_routes();
+        self.llm
+            .validate(routes.iter().map(|(name, route)| (name.as_str(), route)))
+            .map_err(|e| ConfigError::at_key(&e.key, e.message))?;
         Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.http.public_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| ConfigError::at_key("http.public_url", e.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(ConfigError::at_key(
+                    "http.public_url",
+                    "must be an http(s) URL with a host",
+                ));
+            }
+        }
+        for origin in &self.http.cors_origins {
+            if origin != "*" && !is_origin(origin) {
+                return Err(ConfigError::at_key(
+                    "http.cors_origins",
+                    format!("{origin:?} is not an origin such as https://console.example.com"),
+                ));
+            }
+        }
+        let wildcard = self.http.cors_origins.iter().any(|o| o == "*");
+        if wildcard && self.http.cors_allow_credentials && self.env == Environment::Production {
+            return Err(ConfigError::at_key(
+                "http.cors_origins",
+                "a wildcard origin with AGENTD_CORS_ALLOW_CREDENTIALS=true is refused in production",
+            ));
+        }
+        agentd_api::client::TrustedProxies::parse(&self.http.trusted_proxies)
+            .map_err(|e| ConfigError::at_key("http.trusted_proxies", e.to_string()))?;
+        if let Some(host) = self.http.allowed_hosts.iter().find(|h| h.is_empty() || h.contains('/'))
+        {
+            return Err(ConfigError::at_key(
+                "http.allowed_hosts",
+                format!("{host:?} is not a host name"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        if a.access_token_ttl_seconds == 0 {
+            return Err(ConfigError::at_key(
+                "auth.access_token_ttl_seconds",
+                "must be greater than 0",
+            ));
+        }
+        if a.refresh_token_ttl_days == 0 {
+            return Err(ConfigError::at_key(
+                "auth.refresh_token_ttl_days",
+                "must be greater than 0",
+            ));
+        }
+        if a.password_hash_iterations == 0 {
+            return Err(ConfigError::at_key(
+                "auth.password_hash_iterations",
+                "must be greater than 0",
+            ));
+        }
+        if a.password_hash_memory_kib < 8 {
+            return Err(ConfigError::at_key("auth.password_hash_memory_kib", "must be at least 8"));
+        }
+        Ok(())
+    }
+
+    /// Whether agentd is reached over https (per `AGENTD_PUBLIC_URL`).
+    #[must_use]
+    pub fn https(&self) -> bool {
+        self.http.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The routes of the agent types that name a model.
+    #[must_use]
+    pub fn agent_routes(&self) -> BTreeMap<String, AgentRoute> {
+        self.agents.iter().filter_map(|(name, a)| Some((name.clone(), a.route()?))).collect()
     }
 
     /// The log format: as configured, else JSON in production and pretty elsewhere.
@@ -451,6 +717,25 @@ impl Settings {
         self.database.url.clone().unwrap_or_else(|| {
             let path = self.data_dir.join("agentd.db");
             SecretString::from(format!("sqlite://{}", path.display()))
+        })
+    }
+
+    /// The workspace configuration: the allowed roots resolved to their real paths, and the
+    /// limits.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming `AGENTD_WORKSPACE_ALLOWED_ROOTS` when a root is not an absolute
+    /// path of an existing directory.
+    pub fn workspace_config(&self) -> Result<WorkspaceConfig, ConfigError> {
+        let allowed_roots = AllowedRoots::new(&self.workspace.allowed_roots)
+            .map_err(|e| ConfigError::at_key("workspace.allowed_roots", e.to_string()))?;
+        Ok(WorkspaceConfig {
+            allowed_roots,
+            limits: WorkspaceLimits {
+                max_file_bytes: self.workspace.max_file_bytes,
+                max_project_bytes: self.workspace.max_project_bytes,
+                max_project_files: self.workspace.max_project_files,
+            },
         })
     }
 
@@ -474,6 +759,17 @@ impl Settings {
     pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
     }
+}
+
+/// `scheme://host[:port]` with nothing after it.
+fn is_origin(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && u.path() == "/"
+            && !text.ends_with('/')
+            && u.query().is_none()
+    })
 }
 
 fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
@@ -707,6 +1003,40 @@ mod tests {
     }
 
     #[test]
+    fn browser_settings_are_validated() {
+        let err =
+            load(&[("AGENTD_CORS_ORIGINS", "https://ok.example, not an origin")]).unwrap_err();
+        assert!(err.key.starts_with("AGENTD_CORS_ORIGINS"), "{err}");
+        let err = load(&[("AGENTD_CORS_ORIGINS", "https://x.example/path")]).unwrap_err();
+        assert!(err.key.starts_with("AGENTD_CORS_ORIGINS"), "{err}");
+        let err = load(&[("AGENTD_TRUSTED_PROXIES", "10.0.0.0/8,proxy")]).unwrap_err();
+        assert!(err.key.starts_with("AGENTD_TRUSTED_PROXIES"), "{err}");
+        let err = load(&[("AGENTD_PUBLIC_URL", "ftp://x")]).unwrap_err();
+        assert!(err.key.starts_with("AGENTD_PUBLIC_URL"), "{err}");
+        let err = load(&[("AGENTD_REDIS_URL", "http://x")]).unwrap_err();
+        assert!(err.key.starts_with("AGENTD_REDIS_URL"), "{err}");
+        let s = load(&[
+            ("AGENTD_CORS_ORIGINS", "https://a.example, http://localhost:3000"),
+            ("AGENTD_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+        ])
+        .unwrap();
+        assert_eq!(s.http.cors_origins, ["https://a.example", "http://localhost:3000"]);
+        let good = "3f9c2b7d1e8a4c6f0b5d9e2a7c1f4b8d3e6a9c2f5b8e1d4a";
+        let err = load(&[
+            ("AGENTD_ENV", "production"),
+            ("AGENTD_SECRET_KEY", good),
+            ("AGENTD_CORS_ORIGINS", "*"),
+            ("AGENTD_CORS_ALLOW_CREDENTIALS", "true"),
+        ])
+        .unwrap_err();
+        assert!(err.key.starts_with("AGENTD_CORS_ORIGINS"), "{err}");
+        assert!(
+            load(&[("AGENTD_CORS_ORIGINS", "*"), ("AGENTD_CORS_ALLOW_CREDENTIALS", "true")])
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn production_refuses_debug_routes() {
         let good = "3f9c2b7d1e8a4c6f0b5d9e2a7c1f4b8d3e6a9c2f5b8e1d4a";
         let err = load(&[
@@ -827,6 +1157,54 @@ mod tests {
     }
 
     #[test]
+    fn workspace_limits_default_to_one_mib_a_hundred_mib_and_ten_thousand_files() {
+        let s = load(&[]).unwrap();
+        let config = s.workspace_config().unwrap();
+        assert_eq!(config.limits.max_file_bytes, 1_048_576);
+        assert_eq!(config.limits.max_project_bytes, 104_857_600);
+        assert_eq!(config.limits.max_project_files, 10_000);
+        assert!(!config.allowed_roots.is_enabled(), "directory workspaces are off by default");
+        let s = load(&[
+            ("AGENTD_MAX_FILE_BYTES", "10"),
+            ("AGENTD_MAX_PROJECT_BYTES", "100"),
+            ("AGENTD_MAX_PROJECT_FILES", "3"),
+        ])
+        .unwrap();
+        let limits = s.workspace_config().unwrap().limits;
+        assert_eq!(
+            (limits.max_file_bytes, limits.max_project_bytes, limits.max_project_files),
+            (10, 100, 3)
+        );
+        let err = load(&[("AGENTD_MAX_PROJECT_FILES", "0")]).unwrap_err();
+        assert_eq!(err.key, "AGENTD_MAX_PROJECT_FILES (workspace.max_project_files)");
+    }
+
+    #[test]
+    fn allowed_roots_are_a_comma_separated_list_of_existing_absolute_directories() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let list = format!("{}, {}", a.path().display(), b.path().display());
+        let s = load(&[("AGENTD_WORKSPACE_ALLOWED_ROOTS", &list)]).unwrap();
+        assert_eq!(s.workspace.allowed_roots, [a.path().to_owned(), b.path().to_owned()]);
+        let roots = s.workspace_config().unwrap().allowed_roots;
+        assert_eq!(roots.roots().len(), 2);
+
+        let key = "AGENTD_WORKSPACE_ALLOWED_ROOTS (workspace.allowed_roots)";
+        let err = load(&[("AGENTD_WORKSPACE_ALLOWED_ROOTS", "relative/dir")]).unwrap_err();
+        assert_eq!(err.key, key);
+        assert!(err.message.contains("absolute"), "{err}");
+        let missing = a.path().join("missing");
+        let err =
+            load(&[("AGENTD_WORKSPACE_ALLOWED_ROOTS", missing.to_str().unwrap())]).unwrap_err();
+        assert_eq!(err.key, key);
+        let file = a.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = load(&[("AGENTD_WORKSPACE_ALLOWED_ROOTS", file.to_str().unwrap())]).unwrap_err();
+        assert_eq!(err.key, key);
+        assert!(err.message.contains("not a directory"), "{err}");
+    }
+
+    #[test]
     fn every_variable_maps_to_a_real_key() {
         let flat_keys: Vec<String> = {
             let s = Settings {
@@ -836,6 +1214,22 @@ mod tests {
                     ..DatabaseSettings::default()
                 },
                 log: LogSettings { format: Some(LogFormat::Json), ..LogSettings::default() },
+                http: HttpSettings {
+                    public_url: Some("https://x".into()),
+                    ..HttpSettings::default()
+                },
+                rate_limit: RateLimitSettings {
+                    redis_url: Some(SecretString::from("redis://x")),
+                    ..RateLimitSettings::default()
+                },
+                llm: LlmSettings {
+                    local: agentd_llm::config::LocalServerSettings {
+                        base_url: Some("http://127.0.0.1:11434/v1".into()),
+                        model: Some("m".into()),
+                        api_key: Some(SecretString::from("k")),
+                    },
+                    ..LlmSettings::default()
+                },
                 ..Settings::default()
             };
             flatten(&s).into_keys().collect()
@@ -843,6 +1237,98 @@ mod tests {
         for var in ENV_VARS {
             assert!(flat_keys.iter().any(|k| k == var.key), "{} -> {}", var.name, var.key);
         }
+    }
+}
+
+#[cfg(test)]
+mod llm_tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn with_file(text: &str, pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agentd.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(Some(&path), env(pairs)).map(|l| l.settings)
+    }
+
+    const FILE: &str = r#"
+[llm.providers.openai]
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+timeout_seconds = 120
+
+[llm.providers.anthropic]
+kind = "anthropic"
+api_key_env = "ANTHROPIC_API_KEY"
+
+[llm.models."openai/gpt-4o"]
+context_window = 128000
+price = { input = 2.5, output = 10.0, cached_input = 1.25 }
+
+[agents.code]
+model = "openai/gpt-4o"
+fallbacks = ["anthropic/claude-sonnet-4-5"]
+"#;
+
+    #[test]
+    fn the_documented_llm_configuration_loads_with_keys_from_the_environment() {
+        let s = with_file(
+            FILE,
+            &[("OPENAI_API_KEY", "sk-live-abc"), ("ANTHROPIC_API_KEY", "sk-ant-xyz")],
+        )
+        .unwrap();
+        let key = s.llm.providers["openai"].api_key.as_ref().map(|k| k.expose_secret().to_owned());
+        assert_eq!(key.as_deref(), Some("sk-live-abc"));
+        let price = s.llm.models["openai/gpt-4o"].price.unwrap();
+        assert_eq!(price.cached_input.map(|p| p.to_string()).as_deref(), Some("1.25"));
+        let route = &s.agent_routes()["code"];
+        assert_eq!(route.fallbacks, ["anthropic/claude-sonnet-4-5"]);
+        let printed = s.to_redacted_toml().unwrap();
+        assert!(!printed.contains("sk-live-abc") && !printed.contains("sk-ant-xyz"), "{printed}");
+        assert!(printed.contains("[redacted]"), "{printed}");
+    }
+
+    #[test]
+    fn without_an_llm_section_the_environment_configures_providers() {
+        let s = Settings::load(None, env(&[("ANTHROPIC_API_KEY", "k"), ("GEMINI_API_KEY", "g")]))
+            .unwrap()
+            .settings;
+        assert_eq!(s.llm.default_model.as_deref(), Some("anthropic/claude-sonnet-4-5"));
+        let s = Settings::load(
+            None,
+            env(&[
+                ("AGENTD_LLM_BASE_URL", "http://127.0.0.1:8000/v1"),
+                ("AGENTD_LLM_MODEL", "qwen"),
+                ("AGENTD_LLM_API_KEY", "local-secret"),
+            ]),
+        )
+        .unwrap()
+        .settings;
+        assert_eq!(s.llm.default_model.as_deref(), Some("local/qwen"));
+        assert!(!s.to_redacted_toml().unwrap().contains("local-secret"));
+        let s = Settings::load(None, env(&[])).unwrap().settings;
+        assert!(s.llm.providers.is_empty(), "no provider: agents fail with no_llm_configured");
+    }
+
+    #[test]
+    fn llm_configuration_errors_name_their_key() {
+        let err = with_file("[llm.providers.x]\nkind = \"mistral\"\n", &[]).unwrap_err();
+        assert!(err.key.contains("llm.providers.x.kind"), "{err}");
+        let err = with_file(&format!("{FILE}\n[agents.review]\nmodel = \"azure/gpt-4o\"\n"), &[])
+            .unwrap_err();
+        assert_eq!(err.key, "agents.review.model");
+        let bad_price = FILE.replace("output = 10.0", "output = -1");
+        let err = with_file(&bad_price, &[]).unwrap_err();
+        assert_eq!(err.key, "llm.models.\"openai/gpt-4o\".price.output");
+        let err = with_file("[agents.code]\nmodle = \"x\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("modle"), "{err}");
     }
 }
 

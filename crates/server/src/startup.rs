@@ -10,7 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentd_api::auth::password::{HashCost, PasswordHasher};
+use agentd_api::auth::{Auth, AuthConfig};
+use agentd_api::browser::BrowserConfig;
+use agentd_api::client::TrustedProxies;
+use agentd_api::rate_limit::{Limits, RateLimiter};
 use agentd_api::{ApiConfig, AppState, Lifecycle};
+use agentd_core::UsageStore;
+use agentd_llm::{LlmRouter, UsageLedger};
 use agentd_store::Database;
 use anyhow::Context as _;
 use axum::extract::ConnectInfo;
@@ -35,6 +42,7 @@ pub struct Application {
     database: Database,
     settings: Arc<Settings>,
     shutdown: CancellationToken,
+    llm: Arc<LlmRouter>,
 }
 
 /// Why the application could not start. Each variant is one clear line for the operator.
@@ -65,6 +73,20 @@ pub enum StartupError {
         /// The failure and its causes.
         reason: String,
     },
+    /// Redis (for shared rate limits) could not be reached.
+    #[error("cannot connect to Redis at {url}: {reason}")]
+    Redis {
+        /// The URL, password redacted.
+        url: String,
+        /// The failure.
+        reason: String,
+    },
+    /// A component could not be configured.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The LLM layer could not be built.
+    #[error("invalid LLM configuration: {0}")]
+    Llm(#[from] agentd_llm::LlmConfigError),
     /// The listening address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -126,6 +148,54 @@ pub fn effective_secret_key(settings: &Settings) -> SecretString {
     SecretString::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
+/// The password hasher the settings ask for.
+///
+/// # Errors
+/// When the cost parameters are out of range.
+pub fn password_hasher(settings: &Settings) -> Result<PasswordHasher, StartupError> {
+    PasswordHasher::new(HashCost {
+        memory_kib: settings.auth.password_hash_memory_kib,
+        iterations: settings.auth.password_hash_iterations,
+    })
+    .map_err(|e| StartupError::Config(e.to_string()))
+}
+
+async fn rate_limiter(settings: &Settings) -> Result<Arc<RateLimiter>, StartupError> {
+    let limits = Limits {
+        per_address_per_minute: settings.rate_limit.per_minute,
+        expensive_per_minute: settings.rate_limit.runs_per_minute,
+    };
+    match &settings.rate_limit.redis_url {
+        None => Ok(RateLimiter::in_memory(limits)),
+        Some(url) => RateLimiter::with_redis(
+            limits,
+            url.expose_secret(),
+            &settings.rate_limit.redis_key_prefix,
+        )
+        .await
+        .map_err(|e| StartupError::Redis {
+            url: redacted_url(url.expose_secret()),
+            reason: chain(&e),
+        }),
+    }
+}
+
+/// The LLM router of the settings, recording usage in `store`.
+///
+/// # Errors
+/// When a provider's HTTP client cannot be built or the settings are invalid.
+pub fn build_llm(
+    settings: &Settings,
+    store: Arc<dyn agentd_core::Store>,
+) -> Result<LlmRouter, StartupError> {
+    let usage: Arc<dyn UsageStore> = store;
+    let mut builder = LlmRouter::builder(settings.llm.clone()).ledger(UsageLedger::spawn(usage));
+    for (agent_type, route) in settings.agent_routes() {
+        builder = builder.route(agent_type, route);
+    }
+    Ok(builder.build()?)
+}
+
 impl Application {
     /// Opens (and migrates) the database, builds the router, and binds the listener.
     ///
@@ -133,7 +203,6 @@ impl Application {
     /// A [`StartupError`] when the database is unreachable or the address cannot be bound.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let database = open_database(&settings).await?;
-        let _secret_key = effective_secret_key(&settings);
         if settings.sandbox.mode == agentd_sandbox::SandboxMode::None {
             // Validation refuses this in production; elsewhere it must not go unnoticed.
             tracing::warn!(
@@ -141,15 +210,47 @@ impl Application {
                  user, with its files, environment and network; never use this in production"
             );
         }
+        let secret_key = effective_secret_key(&settings);
+        let store = database.store();
+        let auth = Auth::new(
+            store.clone(),
+            secret_key.expose_secret().as_bytes(),
+            password_hasher(&settings)?,
+            AuthConfig {
+                issuer: settings.http.public_url.clone().unwrap_or_else(|| "agentd".into()),
+                access_ttl: Duration::from_secs(settings.auth.access_token_ttl_seconds),
+                refresh_ttl: Duration::from_secs(settings.auth.refresh_token_ttl_days * 24 * 3600),
+                account_free_failures: settings.auth.login_max_failures,
+                address_free_failures: settings.auth.login_max_failures.saturating_mul(4),
+                secure_cookies: settings.https(),
+            },
+        );
+        let llm = Arc::new(build_llm(&settings, store.clone())?);
+        if !llm.is_configured() {
+            tracing::warn!(
+                "no language model is configured: agent runs will fail with no_llm_configured"
+            );
+        }
         let lifecycle = Arc::new(Lifecycle::default());
         let state = AppState {
-            store: database.store(),
+            store,
+            llm: llm.clone(),
+            auth: Arc::new(auth),
+            limiter: rate_limiter(&settings).await?,
             lifecycle: lifecycle.clone(),
             config: Arc::new(ApiConfig {
                 body_limit: settings.http.request_body_max_bytes,
                 request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),
                 ready_timeout: Duration::from_millis(settings.database.ready_timeout_ms),
                 debug_routes: settings.http.debug_routes,
+                browser: BrowserConfig {
+                    https: settings.https(),
+                    cors_origins: settings.http.cors_origins.clone(),
+                    cors_allow_credentials: settings.http.cors_allow_credentials,
+                    allowed_hosts: settings.http.allowed_hosts.clone(),
+                },
+                trusted_proxies: TrustedProxies::parse(&settings.http.trusted_proxies)
+                    .map_err(|e| StartupError::Config(e.to_string()))?,
             }),
         };
         let router = agentd_api::router(state);
@@ -166,7 +267,20 @@ impl Application {
             database,
             settings: Arc::new(settings),
             shutdown: CancellationToken::new(),
+            llm,
         })
+    }
+
+    /// The store the application uses.
+    #[must_use]
+    pub fn store(&self) -> Arc<dyn agentd_core::Store> {
+        self.database.store()
+    }
+
+    /// The LLM layer: the client agents call, and its status for `GET /v1/llm/providers`.
+    #[must_use]
+    pub fn llm(&self) -> Arc<LlmRouter> {
+        self.llm.clone()
     }
 
     /// The address actually bound (useful with port 0).
@@ -189,7 +303,8 @@ impl Application {
     /// # Errors
     /// Only for failures that make serving impossible.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, local_addr, router, lifecycle, database, settings, shutdown } = self;
+        let Self { listener, local_addr, router, lifecycle, database, settings, shutdown, llm: _ } =
+            self;
         tracing::info!(
             address = %local_addr,
             env = %settings.env,

@@ -7,13 +7,22 @@
 //! embedded in the binary. This crate maps every driver error to a `StoreError`: nothing above it
 //! sees `sqlx::Error`.
 
+mod api_keys;
+mod conversations;
 mod error;
+mod files;
 mod health;
+mod lockouts;
 mod postgres;
 mod projects;
+mod runs;
+mod sessions;
+mod signals;
 mod sql;
 mod sqlite;
+mod steps;
 mod types;
+mod usage;
 mod users;
 
 use std::sync::Arc;

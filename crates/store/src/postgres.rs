@@ -8,14 +8,22 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use time::OffsetDateTime;
 
+use agentd_core::signal::{Signal, Signals};
+
 use crate::DatabaseOptions;
 use crate::error::{map_err, map_migrate_err};
+use crate::signals::{self, SIGNAL_CAPACITY};
 
 /// The store on a PostgreSQL database.
 #[derive(Debug)]
 pub struct PgStore {
     pool: PgPool,
     clock: Arc<dyn Clock>,
+    signals: tokio::sync::broadcast::Sender<Signal>,
+    /// The NOTIFY channel: one per schema, so that databases shared by test schemas (or
+    /// deployments) do not hear each other.
+    channel: String,
+    listener: tokio::task::JoinHandle<()>,
 }
 
 impl PgStore {
@@ -29,10 +37,18 @@ impl PgStore {
             .acquire_timeout(options.connect_timeout)
             // A connection that died with the server is noticed before it is handed out.
             .test_before_acquire(true)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| map_err("database", e))?;
-        Ok(Self { pool, clock: Arc::new(SystemClock) })
+        let (schema,): (String,) = sqlx::query_as("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| map_err("database", e))?;
+        let channel = signals::channel_name(&schema);
+        let signals = tokio::sync::broadcast::channel(SIGNAL_CAPACITY).0;
+        let listener =
+            tokio::spawn(signals::listen(pool.clone(), channel.clone(), signals.clone()));
+        Ok(Self { pool, clock: Arc::new(SystemClock), signals, channel, listener })
     }
 
     pub(crate) fn reader(&self) -> &PgPool {
@@ -43,8 +59,37 @@ impl PgStore {
         &self.pool
     }
 
+    /// The claim query of this backend (see `runs.rs`).
+    pub(crate) const CLAIM_SQL: &'static str = crate::runs::CLAIM_POSTGRES;
+
     pub(crate) fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// Announces `signal` to every node: delivered by PostgreSQL when the transaction commits.
+    pub(crate) async fn announce(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        signal: Signal,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.channel)
+            .bind(signals::encode(signal))
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
+    /// Tells this node's waiters at once (the NOTIFY reaches them too, a little later).
+    pub(crate) fn broadcast(&self, signal: Signal) {
+        let _ = self.signals.send(signal);
+    }
+
+    /// Opens the transaction of a queue claim (the claim locks its rows with SKIP LOCKED).
+    pub(crate) async fn begin_claim(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
     }
 
     pub(crate) async fn migrate(&self) -> StoreResult<()> {
@@ -52,6 +97,19 @@ impl PgStore {
     }
 
     pub(crate) async fn close(&self) {
+        self.listener.abort();
         self.pool.close().await;
+    }
+}
+
+impl Signals for PgStore {
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Signal> {
+        self.signals.subscribe()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
     }
 }

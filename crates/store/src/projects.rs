@@ -1,9 +1,13 @@
 //! Projects, read through their owner.
 
 use agentd_core::page::{Page, PageRequest};
-use agentd_core::project::{NewProject, Project, ProjectStatus};
+use agentd_core::project::{
+    NewProject, Project, ProjectFilter, ProjectPatch, ProjectStatus, WorkspaceKind,
+};
 use agentd_core::store::ProjectStore;
 use agentd_core::{ProjectId, StoreError, StoreResult, UserId};
+use serde_json::{Map, Value};
+use sqlx::types::Json;
 
 use crate::error::map_err;
 use crate::sql::{impl_for_backends, overfetch_limit};
@@ -17,7 +21,12 @@ struct ProjectRow {
     owner_id: DbUuid,
     title: String,
     description: Option<String>,
+    mode: String,
+    tech_stack: Option<Json<Value>>,
+    settings: Json<Map<String, Value>>,
     status: String,
+    workspace_kind: String,
+    workspace_root: Option<String>,
     revision: i64,
     created_at: DbTime,
     updated_at: DbTime,
@@ -27,12 +36,26 @@ impl TryFrom<ProjectRow> for Project {
     type Error = StoreError;
 
     fn try_from(r: ProjectRow) -> Result<Self, Self::Error> {
+        let workspace = match (r.workspace_kind.as_str(), r.workspace_root) {
+            ("managed", None) => WorkspaceKind::Managed,
+            ("directory", Some(root)) => WorkspaceKind::Directory { root },
+            (kind, _) => {
+                return Err(StoreError::Backend(
+                    format!("project {} has an inconsistent workspace kind {kind:?}", r.id.0)
+                        .into(),
+                ));
+            }
+        };
         Ok(Self {
             id: r.id.0.into(),
             owner_id: r.owner_id.0.into(),
             title: r.title,
             description: r.description,
+            mode: r.mode,
+            tech_stack: r.tech_stack.map(|j| j.0),
+            settings: r.settings.0,
             status: r.status.parse().map_err(|e| StoreError::Backend(Box::new(e)))?,
+            workspace,
             revision: r.revision,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
@@ -40,13 +63,23 @@ impl TryFrom<ProjectRow> for Project {
     }
 }
 
+fn workspace_root(kind: &WorkspaceKind) -> Option<&str> {
+    match kind {
+        WorkspaceKind::Managed => None,
+        WorkspaceKind::Directory { root } => Some(root),
+    }
+}
+
+macro_rules! project_columns {
+    () => {
+        "id, owner_id, title, description, mode, tech_stack, settings, status, workspace_kind, \
+         workspace_root, revision, created_at, updated_at"
+    };
+}
+
 macro_rules! select_projects {
     ($($rest:literal),*) => {
-        concat!(
-            "SELECT id, owner_id, title, description, status, revision, created_at, updated_at \
-             FROM projects ",
-            $($rest),*
-        )
+        concat!("SELECT ", project_columns!(), " FROM projects ", $($rest),*)
     };
 }
 
@@ -58,20 +91,30 @@ impl_for_backends!(ProjectStore {
             owner_id: new.owner_id,
             title: new.title,
             description: new.description,
+            mode: new.mode,
+            tech_stack: new.tech_stack,
+            settings: new.settings,
             status: ProjectStatus::Active,
+            workspace: new.workspace,
             revision: 0,
             created_at: now,
             updated_at: now,
         };
         sqlx::query(
-            "INSERT INTO projects (id, owner_id, title, description, status, revision, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO projects (id, owner_id, title, description, mode, tech_stack, settings, \
+             status, workspace_kind, workspace_root, revision, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(DbUuid::from(project.id))
         .bind(DbUuid::from(project.owner_id))
         .bind(&project.title)
         .bind(&project.description)
+        .bind(&project.mode)
+        .bind(project.tech_stack.as_ref().map(Json))
+        .bind(Json(&project.settings))
         .bind(project.status.as_str())
+        .bind(project.workspace.as_str())
+        .bind(workspace_root(&project.workspace))
         .bind(project.revision)
         .bind(DbTime(now))
         .bind(DbTime(now))
@@ -94,18 +137,79 @@ impl_for_backends!(ProjectStore {
     async fn list_projects(
         &self,
         owner: Option<UserId>,
+        filter: ProjectFilter,
         page: PageRequest<ProjectId>,
     ) -> StoreResult<Page<Project, ProjectId>> {
         let rows = sqlx::query_as::<_, ProjectRow>(select_projects!(
-            "WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+            "WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR id < $2) \
+             AND ($3 IS NULL OR status = $3) ORDER BY id DESC LIMIT $4"
         ))
         .bind(owner.map(DbUuid::from))
         .bind(page.after.map(DbUuid::from))
+        .bind(filter.status.map(ProjectStatus::as_str))
         .bind(overfetch_limit(page.limit))
         .fetch_all(self.reader())
         .await
         .map_err(|e| map_err(ENTITY, e))?;
         let projects = rows.into_iter().map(Project::try_from).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(projects, page.limit, |p| p.id))
+    }
+
+    async fn update_project(
+        &self,
+        owner: Option<UserId>,
+        id: ProjectId,
+        patch: ProjectPatch,
+    ) -> StoreResult<Project> {
+        if patch.is_empty() {
+            return self.project(owner, id).await;
+        }
+        let now = self.now();
+        let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
+        // Touching the row first locks it (PostgreSQL) so that concurrent patches of different
+        // fields do not overwrite each other.
+        let current: Project = sqlx::query_as::<_, ProjectRow>(concat!(
+            "UPDATE projects SET updated_at = $3 WHERE id = $1 AND ($2 IS NULL OR owner_id = $2) \
+             RETURNING ",
+            project_columns!()
+        ))
+        .bind(DbUuid::from(id))
+        .bind(owner.map(DbUuid::from))
+        .bind(DbTime(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| map_err(ENTITY, e))?
+        .try_into()?;
+        let mut updated = patch.apply(current);
+        updated.updated_at = now;
+        sqlx::query(
+            "UPDATE projects SET title = $2, description = $3, status = $4, tech_stack = $5, \
+             settings = $6 WHERE id = $1",
+        )
+        .bind(DbUuid::from(id))
+        .bind(&updated.title)
+        .bind(&updated.description)
+        .bind(updated.status.as_str())
+        .bind(updated.tech_stack.as_ref().map(Json))
+        .bind(Json(&updated.settings))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(ENTITY, e))?;
+        tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
+        Ok(updated)
+    }
+
+    async fn delete_project(&self, owner: Option<UserId>, id: ProjectId) -> StoreResult<()> {
+        let deleted = sqlx::query("DELETE FROM projects WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)")
+            .bind(DbUuid::from(id))
+            .bind(owner.map(DbUuid::from))
+            .execute(self.writer())
+            .await
+            .map_err(|e| map_err(ENTITY, e))?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound { entity: ENTITY });
+        }
+        Ok(())
     }
 });

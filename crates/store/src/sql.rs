@@ -22,6 +22,27 @@ macro_rules! impl_for_backends {
 
 pub(crate) use impl_for_backends;
 
+/// Implements inherent methods for both backends from a single body, in which `$db` names the
+/// backend's sqlx database type (for transactions and connections).
+macro_rules! impl_inherent_for_backends {
+    ($db:ident => { $($body:tt)* }) => {
+        const _: () = {
+            type $db = sqlx::Sqlite;
+            impl crate::SqliteStore {
+                $($body)*
+            }
+        };
+        const _: () = {
+            type $db = sqlx::Postgres;
+            impl crate::PgStore {
+                $($body)*
+            }
+        };
+    };
+}
+
+pub(crate) use impl_inherent_for_backends;
+
 /// A page limit as the `LIMIT` parameter, fetching one row more than the page holds so that the
 /// presence of a next page is known without a count.
 pub(crate) fn overfetch_limit(limit: u32) -> i64 {

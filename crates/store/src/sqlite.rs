@@ -14,8 +14,11 @@ use sqlx::sqlite::{
 };
 use time::OffsetDateTime;
 
+use agentd_core::signal::{Signal, Signals};
+
 use crate::DatabaseOptions;
 use crate::error::{map_err, map_migrate_err};
+use crate::signals::SIGNAL_CAPACITY;
 
 /// The store on an SQLite file.
 #[derive(Debug)]
@@ -23,6 +26,7 @@ pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     clock: Arc<dyn Clock>,
+    signals: tokio::sync::broadcast::Sender<Signal>,
 }
 
 impl SqliteStore {
@@ -50,7 +54,12 @@ impl SqliteStore {
             .connect_with(base.read_only(true).create_if_missing(false))
             .await
             .map_err(|e| map_err("database", e))?;
-        Ok(Self { write, read, clock: Arc::new(SystemClock) })
+        Ok(Self {
+            write,
+            read,
+            clock: Arc::new(SystemClock),
+            signals: tokio::sync::broadcast::channel(SIGNAL_CAPACITY).0,
+        })
     }
 
     pub(crate) fn reader(&self) -> &SqlitePool {
@@ -61,8 +70,35 @@ impl SqliteStore {
         &self.write
     }
 
+    /// The claim query of this backend (see `runs.rs`).
+    pub(crate) const CLAIM_SQL: &'static str = crate::runs::CLAIM_SQLITE;
+
     pub(crate) fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// Announces `signal` to other nodes from inside a transaction. One SQLite file has one
+    /// node, so there is no one else to tell.
+    pub(crate) async fn announce(
+        &self,
+        _conn: &mut sqlx::SqliteConnection,
+        _signal: Signal,
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    /// Tells this node's waiters, after the change committed.
+    pub(crate) fn broadcast(&self, signal: Signal) {
+        // No receiver is fine: nobody is waiting.
+        let _ = self.signals.send(signal);
+    }
+
+    /// Opens the transaction of a queue claim: `BEGIN IMMEDIATE` takes the write lock at once,
+    /// so the claim's read and update see the same state.
+    pub(crate) async fn begin_claim(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.write.begin_with("BEGIN IMMEDIATE").await
     }
 
     pub(crate) async fn migrate(&self) -> StoreResult<()> {
@@ -72,5 +108,11 @@ impl SqliteStore {
     pub(crate) async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
+    }
+}
+
+impl Signals for SqliteStore {
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Signal> {
+        self.signals.subscribe()
     }
 }

@@ -108,3 +108,8 @@ impl<'r> Decode<'r, Sqlite> for DbTime {
         Ok(Self(OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)?))
     }
 }
+
+/// RFC 3339 text of a time, for event payloads.
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}

@@ -2,7 +2,7 @@
 
 use agentd_core::page::{Page, PageRequest};
 use agentd_core::store::UserStore;
-use agentd_core::user::{NewUser, User, normalize_email};
+use agentd_core::user::{NewUser, User, UserPatch, normalize_email};
 use agentd_core::{StoreError, StoreResult, UserId};
 
 use crate::error::map_err;
@@ -12,7 +12,7 @@ use crate::types::{DbTime, DbUuid};
 const ENTITY: &str = "user";
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: DbUuid,
     email: String,
     password_hash: String,
@@ -102,5 +102,23 @@ impl_for_backends!(UserStore {
         .map_err(|e| map_err(ENTITY, e))?;
         let users = rows.into_iter().map(User::try_from).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(users, page.limit, |u| u.id))
+    }
+
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
+        sqlx::query_as::<_, UserRow>(
+            "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
+             password_hash = COALESCE($4, password_hash), updated_at = $5 WHERE id = $1 \
+             RETURNING id, email, password_hash, role, disabled, created_at, updated_at",
+        )
+        .bind(DbUuid::from(id))
+        .bind(patch.role.map(|r| r.as_str()))
+        .bind(patch.disabled)
+        .bind(patch.password_hash)
+        .bind(DbTime(self.now()))
+        .fetch_optional(self.writer())
+        .await
+        .map_err(|e| map_err(ENTITY, e))?
+        .ok_or(StoreError::NotFound { entity: ENTITY })?
+        .try_into()
     }
 });

@@ -6,16 +6,26 @@
 //!   `AGENTD_TEST_DATABASE_URL` is set, for the store contract suite.
 //! - [`process`]: the `agentd` binary as a child process, with its log lines captured.
 //! - [`postgres`]: a throwaway PostgreSQL cluster the tests may stop and start.
+//! - [`traversal`]: a path-traversal corpus (generated encodings and the `wfuzz` word lists).
+//! - [`llm`]: scripted fake servers for the OpenAI, Anthropic and Gemini wire protocols, with
+//!   fault injection, recording the requests they receive.
 //!
 //! Helpers panic on failure: a broken fixture should fail the test loudly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod llm;
 pub mod postgres;
 pub mod process;
+pub mod traversal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use agentd_api::auth::password::{HashCost, PasswordHasher};
+use agentd_core::Store;
+use agentd_core::user::{NewUser, Role, User};
 
 use agentd_server::{Application, Settings};
 use agentd_store::{Backend, Database};
@@ -27,6 +37,15 @@ use tokio_util::sync::CancellationToken;
 /// The variable that points the PostgreSQL variants of the tests at a server:
 /// `postgres://user@host:port/db` of a role allowed to create schemas.
 pub const TEST_DATABASE_URL_VAR: &str = "AGENTD_TEST_DATABASE_URL";
+
+/// The variable that points the Redis tests at a server: `redis://127.0.0.1:6379`.
+pub const TEST_REDIS_URL_VAR: &str = "AGENTD_TEST_REDIS_URL";
+
+/// The Redis URL for tests, if configured.
+#[must_use]
+pub fn redis_url() -> Option<String> {
+    std::env::var(TEST_REDIS_URL_VAR).ok().filter(|s| !s.is_empty())
+}
 
 /// The PostgreSQL URL for tests, if configured.
 #[must_use]
@@ -84,11 +103,20 @@ impl TestDatabase {
     }
 }
 
+/// The secret key of test servers, so that tests can forge tokens the way an attacker who
+/// knew it could (and check the server tells forgeries apart).
+pub const TEST_SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789abcdef";
+
+/// A password every user created by [`TestApp::user`] has.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
 /// A server running in this process.
 #[derive(Debug)]
 pub struct TestApp {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The store it uses (for arranging fixtures directly).
+    pub store: Arc<dyn Store>,
     /// A client with no default headers and a 30 s timeout.
     pub client: reqwest::Client,
     /// The database it uses.
@@ -103,6 +131,37 @@ impl TestApp {
     #[must_use]
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Creates a user with [`TEST_PASSWORD`].
+    pub async fn user(&self, email: &str, role: Role) -> User {
+        let hasher = PasswordHasher::new(CHEAP_HASH).unwrap();
+        let password_hash = hasher.hash(TEST_PASSWORD.to_owned()).await.unwrap();
+        self.store.create_user(NewUser { email: email.into(), password_hash, role }).await.unwrap()
+    }
+
+    /// Signs in and returns the access and refresh tokens.
+    pub async fn login(&self, email: &str) -> (String, String) {
+        let res = self
+            .client
+            .post(self.url("/v1/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": TEST_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "login failed: {}", res.text().await.unwrap_or_default());
+        let body: serde_json::Value = res.json().await.unwrap();
+        (
+            body["access_token"].as_str().unwrap().to_owned(),
+            body["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates a user and signs them in; returns the user and an access token.
+    pub async fn signed_in(&self, email: &str, role: Role) -> (User, String) {
+        let user = self.user(email, role).await;
+        let (access, _) = self.login(email).await;
+        (user, access)
     }
 
     /// Stops the server gracefully and waits for it to finish.
@@ -130,8 +189,17 @@ pub fn test_settings(data_dir: PathBuf, database_url: &str) -> Settings {
     settings.data_dir = data_dir;
     settings.database.url = Some(SecretString::from(database_url.to_owned()));
     settings.shutdown_grace_seconds = 5;
+    settings.secret_key = Some(SecretString::from(TEST_SECRET_KEY.to_owned()));
+    settings.auth.password_hash_memory_kib = CHEAP_HASH.memory_kib;
+    settings.auth.password_hash_iterations = CHEAP_HASH.iterations;
+    // Tests make many requests from one address; the rate-limit tests turn limits back on.
+    settings.rate_limit.per_minute = 0;
+    settings.rate_limit.runs_per_minute = 0;
     settings
 }
+
+/// Password hashing cheap enough for tests (the production cost is set by settings).
+pub const CHEAP_HASH: HashCost = HashCost { memory_kib: 64, iterations: 1 };
 
 /// Starts the server with a fresh SQLite database and default test settings.
 pub async fn spawn_app() -> TestApp {
@@ -149,9 +217,10 @@ pub async fn spawn_app_with(
     settings.validate().unwrap();
     let app = Application::build(settings).await.unwrap();
     let addr = app.local_addr();
+    let store = app.store();
     let shutdown = app.shutdown_token();
     let handle = tokio::spawn(app.run_until_stopped());
     let client =
         reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap();
-    TestApp { addr, client, database, shutdown, handle: Some(handle), _data_dir: data_dir }
+    TestApp { addr, store, client, database, shutdown, handle: Some(handle), _data_dir: data_dir }
 }

@@ -44,6 +44,7 @@ fn serve_on_postgres_is_ready_within_a_second() {
     let addr = server.wait_listening(Duration::from_secs(5));
     let ready = until_status(&format!("http://{addr}/health/ready"), 200, Duration::from_secs(5))
         .map(|_| started.elapsed());
+    eprintln!("ready after {ready:?}");
     assert!(ready.is_some_and(|t| t < Duration::from_secs(1)), "ready after {ready:?}");
     assert!(!dir.path().join("agentd-data").exists(), "no SQLite file when on PostgreSQL");
 }

@@ -3,10 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_keys;
+mod authz;
+mod browser;
 mod envelope;
 mod health;
 mod limits;
+mod llm;
 mod openapi;
+mod rate_limits;
+mod sessions;
 
 use serde_json::Value;
 

@@ -10,6 +10,18 @@ async fn the_openapi_document_is_3_1_and_describes_every_operation_with_errors()
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.contains_key("/health"));
     assert!(paths.contains_key("/health/ready"));
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    assert!(schemes.contains_key("bearer") && schemes.contains_key("api_key"));
+    // Every security requirement names a defined scheme.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            for requirement in op["security"].as_array().into_iter().flatten() {
+                for name in requirement.as_object().unwrap().keys() {
+                    assert!(schemes.contains_key(name), "{method} {path} names {name}");
+                }
+            }
+        }
+    }
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             let responses = op["responses"].as_object().unwrap();

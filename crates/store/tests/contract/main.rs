@@ -3,7 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod files;
+mod identity;
 mod projects;
+mod runs;
+mod usage;
 mod users;
 
 use agentd_store::{Backend, Database};

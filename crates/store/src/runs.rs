@@ -1,0 +1,730 @@
+//! Runs: the queue with leases and fencing, the journal, the event log.
+//!
+//! Every status change appends its events in the same transaction, and every event append takes
+//! its sequence numbers from the run row (`event_seq`), whose update also serialises concurrent
+//! appends to one run: the log has no gaps and no duplicates. Worker writes are fenced: they
+//! touch the run row only `WHERE id = … AND attempt = … AND lease_owner = …`, and when that
+//! changes no row the worker has lost the run ([`StoreError::LeaseLost`]).
+
+use std::time::Duration;
+
+use agentd_core::page::{Page, PageRequest};
+use agentd_core::run::{
+    Created, Finish, Heartbeat, Lease, NewEvent, NewRun, Run, RunError, RunEvent, RunFilter,
+    RunInput, RunStatus, RunUsage, Step, event,
+};
+use agentd_core::signal::Signal;
+use agentd_core::store::RunStore;
+use agentd_core::{RunId, StoreError, StoreResult, UserId};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use crate::error::map_err;
+use crate::sql::{impl_for_backends, overfetch_limit};
+use crate::types::{DbTime, DbUuid};
+
+const ENTITY: &str = "run";
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: DbUuid,
+    owner_id: DbUuid,
+    project_id: Option<DbUuid>,
+    conversation_id: Option<DbUuid>,
+    agent: String,
+    input: Json<RunInput>,
+    status: String,
+    progress: i64,
+    current_step: Option<String>,
+    attempt: i64,
+    failures: i64,
+    max_attempts: i64,
+    usage: Json<RunUsage>,
+    result: Option<Json<Value>>,
+    error_type: Option<String>,
+    error_message: Option<String>,
+    idempotency_key: Option<String>,
+    active_ms: i64,
+    scheduled_at: DbTime,
+    lease_expires_at: Option<DbTime>,
+    cancel_requested_at: Option<DbTime>,
+    created_at: DbTime,
+    started_at: Option<DbTime>,
+    finished_at: Option<DbTime>,
+    updated_at: DbTime,
+}
+
+fn count(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+impl TryFrom<RunRow> for Run {
+    type Error = StoreError;
+
+    fn try_from(r: RunRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            id: r.id.0.into(),
+            owner_id: r.owner_id.0.into(),
+            project_id: r.project_id.map(|p| p.0.into()),
+            conversation_id: r.conversation_id.map(|c| c.0.into()),
+            agent: r.agent,
+            input: r.input.0,
+            status: r.status.parse().map_err(|e| StoreError::Backend(Box::new(e)))?,
+            progress: u8::try_from(r.progress.clamp(0, 100)).unwrap_or(100),
+            current_step: r.current_step,
+            attempt: count(r.attempt),
+            failures: count(r.failures),
+            max_attempts: count(r.max_attempts),
+            usage: r.usage.0,
+            result: r.result.map(|j| j.0),
+            error: r.error_type.map(|t| RunError::new(t, r.error_message.unwrap_or_default())),
+            idempotency_key: r.idempotency_key,
+            active_ms: u64::try_from(r.active_ms).unwrap_or(0),
+            scheduled_at: r.scheduled_at.0,
+            lease_expires_at: r.lease_expires_at.map(|t| t.0),
+            cancel_requested_at: r.cancel_requested_at.map(|t| t.0),
+            created_at: r.created_at.0,
+            started_at: r.started_at.map(|t| t.0),
+            finished_at: r.finished_at.map(|t| t.0),
+            updated_at: r.updated_at.0,
+        })
+    }
+}
+
+macro_rules! run_columns {
+    () => {
+        "id, owner_id, project_id, conversation_id, agent, input, status, progress, \
+         current_step, attempt, failures, max_attempts, usage, result, error_type, error_message, \
+         idempotency_key, active_ms, scheduled_at, lease_expires_at, cancel_requested_at, \
+         created_at, started_at, finished_at, updated_at"
+    };
+}
+
+macro_rules! select_runs {
+    ($($rest:literal),*) => {
+        concat!("SELECT ", run_columns!(), " FROM runs ", $($rest),*)
+    };
+}
+
+/// The claimable runs, oldest first: queued ones and running ones no worker holds, that are
+/// due, and whose conversation has no other active run and no older queued run.
+macro_rules! claimable {
+    ($lock:literal) => {
+        concat!(
+            "SELECT r.id, r.status FROM runs r \
+             WHERE r.lease_owner IS NULL AND r.status IN ('queued', 'running') \
+             AND r.scheduled_at <= $1 \
+             AND (r.conversation_id IS NULL OR ( \
+                 NOT EXISTS (SELECT 1 FROM runs a WHERE a.conversation_id = r.conversation_id \
+                     AND a.id <> r.id AND a.status IN ('running', 'waiting_approval')) \
+                 AND NOT EXISTS (SELECT 1 FROM runs q WHERE q.conversation_id = r.conversation_id \
+                     AND q.status = 'queued' AND q.id < r.id))) \
+             ORDER BY r.scheduled_at, r.id LIMIT $2",
+            $lock
+        )
+    };
+}
+
+/// SQLite has one writer; `BEGIN IMMEDIATE` already excludes other claimers.
+pub(crate) const CLAIM_SQLITE: &str = claimable!("");
+/// PostgreSQL: concurrent claimers skip each other's rows.
+pub(crate) const CLAIM_POSTGRES: &str = claimable!(" FOR UPDATE OF r SKIP LOCKED");
+
+fn event_data(status: RunStatus, previous: RunStatus, error: Option<&RunError>) -> Value {
+    let mut data = json!({"status": status, "previous": previous});
+    if let Some(error) = error {
+        data["error"] = json!(error);
+    }
+    data
+}
+
+fn completed_data(run: &Run) -> Value {
+    json!({
+        "status": run.status,
+        "result": run.result,
+        "error": run.error,
+        "usage": run.usage,
+    })
+}
+
+fn duration_ms(d: Duration) -> time::Duration {
+    time::Duration::milliseconds(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl_for_backends!(RunStore {
+    async fn create_run(&self, new: NewRun) -> StoreResult<Created> {
+        let now = self.now();
+        let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
+        if let Some(key) = &new.idempotency_key {
+            let existing = sqlx::query_as::<_, RunRow>(select_runs!(
+                "WHERE owner_id = $1 AND idempotency_key = $2"
+            ))
+            .bind(DbUuid::from(new.owner_id))
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?;
+            if let Some(row) = existing {
+                return Ok(Created::Existing(row.try_into()?));
+            }
+        }
+        if let (true, Some(conversation)) = (new.reject_if_busy, new.conversation_id) {
+            let busy: Option<(DbUuid,)> = sqlx::query_as(
+                "SELECT id FROM runs WHERE conversation_id = $1 \
+                 AND status IN ('queued', 'running', 'waiting_approval') LIMIT 1",
+            )
+            .bind(DbUuid::from(conversation))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?;
+            if busy.is_some() {
+                return Ok(Created::ConversationBusy);
+            }
+        }
+        let id = RunId::new();
+        let inserted = sqlx::query(
+            "INSERT INTO runs (id, owner_id, project_id, conversation_id, agent, input, status, \
+             max_attempts, usage, idempotency_key, scheduled_at, event_seq, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, 1, $10, $10)",
+        )
+        .bind(DbUuid::from(id))
+        .bind(DbUuid::from(new.owner_id))
+        .bind(new.project_id.map(DbUuid::from))
+        .bind(new.conversation_id.map(DbUuid::from))
+        .bind(&new.agent)
+        .bind(Json(&new.input))
+        .bind(i64::from(new.max_attempts))
+        .bind(Json(RunUsage::default()))
+        .bind(&new.idempotency_key)
+        .bind(DbTime(now))
+        .execute(&mut *tx)
+        .await;
+        if let Err(err) = inserted {
+            // Two requests with the same key raced: the other one's run is the answer.
+            if let (Some(key), StoreError::Conflict { .. }) = (&new.idempotency_key, map_err(ENTITY, err)) {
+                drop(tx);
+                let row = sqlx::query_as::<_, RunRow>(select_runs!(
+                    "WHERE owner_id = $1 AND idempotency_key = $2"
+                ))
+                .bind(DbUuid::from(new.owner_id))
+                .bind(key)
+                .fetch_one(self.writer())
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                return Ok(Created::Existing(row.try_into()?));
+            }
+            return Err(StoreError::Backend("creating the run failed".into()));
+        }
+        sqlx::query(
+            "INSERT INTO run_events (run_id, seq, event_type, data, created_at) \
+             VALUES ($1, 1, $2, $3, $4)",
+        )
+        .bind(DbUuid::from(id))
+        .bind(event::RUN_STATUS)
+        .bind(Json(json!({"status": RunStatus::Queued})))
+        .bind(DbTime(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(ENTITY, e))?;
+        self.announce(&mut tx, Signal::RunsReady).await.map_err(|e| map_err(ENTITY, e))?;
+        self.announce(&mut tx, Signal::RunEvent { run: id, seq: 1 })
+            .await
+            .map_err(|e| map_err(ENTITY, e))?;
+        let row = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
+            .bind(DbUuid::from(id))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?;
+        tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
+        self.broadcast(Signal::RunsReady);
+        self.broadcast(Signal::RunEvent { run: id, seq: 1 });
+        Ok(Created::New(row.try_into()?))
+    }
+
+    async fn run(&self, owner: Option<UserId>, id: RunId) -> StoreResult<Run> {
+        sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)"))
+            .bind(DbUuid::from(id))
+            .bind(owner.map(DbUuid::from))
+            .fetch_one(self.reader())
+            .await
+            .map_err(|e| map_err(ENTITY, e))?
+            .try_into()
+    }
+
+    async fn list_runs(
+        &self,
+        owner: Option<UserId>,
+        filter: RunFilter,
+        page: PageRequest<RunId>,
+    ) -> StoreResult<Page<Run, RunId>> {
+        let rows = sqlx::query_as::<_, RunRow>(select_runs!(
+            "WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR project_id = $2) ",
+            "AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+        ))
+        .bind(owner.map(DbUuid::from))
+        .bind(filter.project_id.map(DbUuid::from))
+        .bind(filter.status.map(RunStatus::as_str))
+        .bind(page.after.map(DbUuid::from))
+        .bind(overfetch_limit(page.limit))
+        .fetch_all(self.reader())
+        .await
+        .map_err(|e| map_err(ENTITY, e))?;
+        let runs = rows.into_iter().map(Run::try_from).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(runs, page.limit, |r| r.id))
+    }
+
+    async fn request_cancel(&self, owner: Option<UserId>, id: RunId) -> StoreResult<Run> {
+        let now = self.now();
+        let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
+        let run: Run = sqlx::query_as::<_, RunRow>(select_runs!(
+            "WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)"
+        ))
+        .bind(DbUuid::from(id))
+        .bind(owner.map(DbUuid::from))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| map_err(ENTITY, e))?
+        .try_into()?;
+        let held = run.lease_expires_at.is_some();
+        if run.status.is_terminal() {
+            return Ok(run);
+        }
+        let mut signals = Vec::new();
+        if run.status == RunStatus::Running && held {
+            // A worker holds it: flag it; the worker stops within its cancel-poll interval.
+            sqlx::query(
+                "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, $2), \
+                 updated_at = $2 WHERE id = $1",
+            )
+            .bind(DbUuid::from(id))
+            .bind(DbTime(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?;
+            signals.push(Signal::CancelRequested { run: id });
+        } else {
+            let error = RunError::new("cancelled", "the run was cancelled");
+            sqlx::query(
+                "UPDATE runs SET status = 'cancelled', cancel_requested_at = COALESCE(cancel_requested_at, $2), \
+                 error_type = $3, error_message = $4, finished_at = $2, updated_at = $2, \
+                 lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+            )
+            .bind(DbUuid::from(id))
+            .bind(DbTime(now))
+            .bind(&error.error_type)
+            .bind(&error.message)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?;
+            let mut after: Run = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
+                .bind(DbUuid::from(id))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?
+                .try_into()?;
+            after.status = RunStatus::Cancelled;
+            let events = vec![
+                NewEvent::new(
+                    event::RUN_STATUS,
+                    event_data(RunStatus::Cancelled, run.status, Some(&error)),
+                ),
+                NewEvent::new(event::RUN_COMPLETED, completed_data(&after)),
+            ];
+            let seq = self.insert_events(&mut tx, id, events, now).await?;
+            signals.push(Signal::RunEvent { run: id, seq });
+        }
+        for s in &signals {
+            self.announce(&mut tx, *s).await.map_err(|e| map_err(ENTITY, e))?;
+        }
+        let run: Run = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
+            .bind(DbUuid::from(id))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?
+            .try_into()?;
+        tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
+        for s in signals {
+            self.broadcast(s);
+        }
+        Ok(run)
+    }
+
+    async fn claim_runs(&self, worker: &str, limit: u32, lease: Duration) -> StoreResult<Vec<Run>> {
+        let now = self.now();
+        let mut tx = self.begin_claim().await.map_err(|e| map_err(ENTITY, e))?;
+        let candidates: Vec<(DbUuid, String)> = sqlx::query_as(Self::CLAIM_SQL)
+            .bind(DbTime(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        let mut signals = Vec::new();
+        for (id, previous) in candidates {
+            let row = sqlx::query_as::<_, RunRow>(concat!(
+                "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $2, \
+                 lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 \
+                 WHERE id = $1 RETURNING ",
+                run_columns!()
+            ))
+            .bind(id)
+            .bind(worker)
+            .bind(DbTime(now + duration_ms(lease)))
+            .bind(DbTime(now))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?;
+            let run: Run = row.try_into()?;
+            if previous == RunStatus::Queued.as_str() {
+                let data = json!({"status": RunStatus::Running, "previous": RunStatus::Queued, "attempt": run.attempt});
+                let seq = self
+                    .insert_events(&mut tx, run.id, vec![NewEvent::new(event::RUN_STATUS, data)], now)
+                    .await?;
+                signals.push(Signal::RunEvent { run: run.id, seq });
+            }
+            claimed.push(run);
+        }
+        for s in &signals {
+            self.announce(&mut tx, *s).await.map_err(|e| map_err(ENTITY, e))?;
+        }
+        tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
+        for s in signals {
+            self.broadcast(s);
+        }
+        Ok(claimed)
+    }
+
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        extend: Duration,
+        progress: Option<(u8, String)>,
+    ) -> StoreResult<Heartbeat> {
+        let now = self.now();
+        let (progress_pct, step) = match progress {
+            Some((p, s)) => (Some(i64::from(p)), Some(s)),
+            None => (None, None),
+        };
+        let row: Option<(Option<DbTime>,)> = sqlx::query_as(concat!(
+            "UPDATE runs SET lease_expires_at = $4, updated_at = $5, ",
+            "progress = COALESCE($6, progress), current_step = COALESCE($7, current_step) ",
+            "WHERE id = $1 AND attempt = $2 AND lease_owner = $3 RETURNING cancel_requested_at"
+        ))
+        .bind(DbUuid::from(lease.run_id))
+        .bind(i64::from(lease.attempt))
+        .bind(&lease.worker)
+        .bind(DbTime(now + duration_ms(extend)))
+        .bind(DbTime(now))
+        .bind(progress_pct)
+        .bind(step)
+        .fetch_optional(self.writer())
+        .await
+        .map_err(|e| map_err(ENTITY, e))?;
+        match row {
+            Some((cancel,)) => Ok(Heartbeat { cancel_requested: cancel.is_some() }),
+            None => Err(StoreError::LeaseLost),
+        }
+    }
+
+    async fn steps(&self, run: RunId) -> StoreResult<Vec<Step>> {
+        let rows = sqlx::query_as::<_, crate::steps::StepRow>(
+            "SELECT seq, kind, name, status, side_effects, input, output, attempt, started_at, \
+             completed_at FROM run_steps WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(DbUuid::from(run))
+        .fetch_all(self.reader())
+        .await
+        .map_err(|e| map_err(ENTITY, e))?;
+        rows.into_iter().map(Step::try_from).collect()
+    }
+
+    async fn record_step(
+        &self,
+        lease: &Lease,
+        step: Step,
+        usage: Option<RunUsage>,
+        events: Vec<NewEvent>,
+    ) -> StoreResult<()> {
+        let now = self.now();
+        let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
+        let current = self.fence(&mut tx, lease, now).await?;
+        if let Some(delta) = usage {
+            let mut total = current;
+            total.add(&delta);
+            sqlx::query("UPDATE runs SET usage = $2 WHERE id = $1")
+                .bind(DbUuid::from(lease.run_id))
+                .bind(Json(&total))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+        }
+        sqlx::query(
+            "INSERT INTO run_steps (run_id, seq, kind, name, status, side_effects, input, output, \
+             attempt, started_at, completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, \
+             output = excluded.output, attempt = excluded.attempt, completed_at = excluded.completed_at",
+        )
+        .bind(DbUuid::from(lease.run_id))
+        .bind(i64::from(step.seq))
+        .bind(step.kind.as_str())
+        .bind(&step.name)
+        .bind(step.status.as_str())
+        .bind(step.side_effects)
+        .bind(Json(&step.input))
+        .bind(step.output.as_ref().map(Json))
+        .bind(i64::from(step.attempt))
+        .bind(DbTime(step.started_at))
+        .bind(step.completed_at.map(DbTime))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(ENTITY, e))?;
+        let signal = if events.is_empty() {
+            None
+        } else {
+            let seq = self.insert_events(&mut tx, lease.run_id, events, now).await?;
+            Some(Signal::RunEvent { run: lease.run_id, seq })
+        };
+        if let Some(s) = signal {
+            self.announce(&mut tx, s).await.map_err(|e| map_err(ENTITY, e))?;
+        }
+        tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
+        if let Some(s) = signal {
+            self.broadcast(s);
+        }
+        Ok(())
+    }
+
+    async fn append_events(&self, lease: &Lease, events: Vec<NewEvent>) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
+        self.fence(&mut tx, lease, now).await?;
+        let seq = self.insert_events(&mut tx, lease.run_id, events, now).await?;
+        let signal = Signal::RunEvent { run: lease.run_id, seq };
+        self.announce(&mut tx, signal).await.map_err(|e| map_err(ENTITY, e))?;
+        tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
+        self.broadcast(signal);
+        Ok(())
+    }
+
+    async fn events(&self, run: RunId, after: i64, limit: u32) -> StoreResult<Vec<RunEvent>> {
+        let rows: Vec<(i64, String, Json<Value>, DbTime)> = sqlx::query_as(
+            "SELECT seq, event_type, data, created_at FROM run_events \
+             WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(DbUuid::from(run))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await
+        .map_err(|e| map_err(ENTITY, e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, event_type, data, created_at)| RunEvent {
+                run_id: run,
+                seq,
+                event_type,
+                data: data.0,
+                created_at: created_at.0,
+            })
+            .collect())
+    }
+
+    async fn add_active_time(&self, lease: &Lease, ms: u64) -> StoreResult<()> {
+        let done = sqlx::query(concat!(
+            "UPDATE runs SET active_ms = active_ms + $4 WHERE id = $1 AND attempt = $2 ",
+            "AND lease_owner = $3"
+        ))
+        .bind(DbUuid::from(lease.run_id))
+        .bind(i64::from(lease.attempt))
+        .bind(&lease.worker)
+        .bind(i64::try_from(ms).unwrap_or(i64::MAX))
+        .execute(self.writer())
+        .await
+        .map_err(|e| map_err(ENTITY, e))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost);
+        }
+        Ok(())
+    }
+
+    async fn finish_attempt(&self, lease: &Lease, finish: Finish) -> StoreResult<Run> {
+        let now = self.now();
+        let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
+        self.fence(&mut tx, lease, now).await?;
+        let before: Run = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
+            .bind(DbUuid::from(lease.run_id))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?
+            .try_into()?;
+        let mut events = Vec::new();
+        let mut ready = false;
+        let finish = match finish {
+            Finish::Retry { error, .. } if before.failures + 1 >= before.max_attempts => {
+                let error = RunError::new(
+                    error.error_type,
+                    format!("{} (gave up after {} attempts)", error.message, before.failures + 1),
+                );
+                Finish::Done { status: RunStatus::Failed, result: None, error: Some(error) }
+            }
+            other => other,
+        };
+        match finish {
+            Finish::Done { status, result, error } => {
+                sqlx::query(
+                    "UPDATE runs SET status = $2, result = $3, error_type = $4, error_message = $5, \
+                     progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END, \
+                     finished_at = $6, updated_at = $6, lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE id = $1",
+                )
+                .bind(DbUuid::from(lease.run_id))
+                .bind(status.as_str())
+                .bind(result.as_ref().map(Json))
+                .bind(error.as_ref().map(|e| e.error_type.clone()))
+                .bind(error.as_ref().map(|e| e.message.clone()))
+                .bind(DbTime(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                events.push(NewEvent::new(event::RUN_STATUS, event_data(status, before.status, error.as_ref())));
+            }
+            Finish::Retry { after, error } => {
+                let at = now + duration_ms(after);
+                sqlx::query(
+                    "UPDATE runs SET status = 'queued', failures = failures + 1, scheduled_at = $2, \
+                     error_type = $3, error_message = $4, updated_at = $5, lease_owner = NULL, \
+                     lease_expires_at = NULL WHERE id = $1",
+                )
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(at))
+                .bind(&error.error_type)
+                .bind(&error.message)
+                .bind(DbTime(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                events.push(NewEvent::new(
+                    event::RUN_RETRY,
+                    json!({"error": error, "retry_at": crate::types::rfc3339(at), "failures": before.failures + 1}),
+                ));
+                events.push(NewEvent::new(event::RUN_STATUS, event_data(RunStatus::Queued, before.status, Some(&error))));
+                ready = true;
+            }
+            Finish::Release => {
+                sqlx::query(
+                    "UPDATE runs SET status = 'queued', scheduled_at = $2, updated_at = $2, \
+                     lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+                )
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                events.push(NewEvent::new(event::RUN_STATUS, event_data(RunStatus::Queued, before.status, None)));
+                ready = true;
+            }
+            Finish::WaitForApproval => {
+                sqlx::query(
+                    "UPDATE runs SET status = 'waiting_approval', updated_at = $2, \
+                     lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+                )
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                events.push(NewEvent::new(
+                    event::RUN_STATUS,
+                    event_data(RunStatus::WaitingApproval, before.status, None),
+                ));
+            }
+        }
+        let after: Run = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
+            .bind(DbUuid::from(lease.run_id))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?
+            .try_into()?;
+        if after.status.is_terminal() {
+            events.push(NewEvent::new(event::RUN_COMPLETED, completed_data(&after)));
+        }
+        let seq = self.insert_events(&mut tx, lease.run_id, events, now).await?;
+        let mut signals = vec![Signal::RunEvent { run: lease.run_id, seq }];
+        if ready || after.status.is_terminal() {
+            // A terminal run may free its conversation for the next queued run.
+            signals.push(Signal::RunsReady);
+        }
+        for s in &signals {
+            self.announce(&mut tx, *s).await.map_err(|e| map_err(ENTITY, e))?;
+        }
+        tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
+        for s in signals {
+            self.broadcast(s);
+        }
+        Ok(after)
+    }
+
+    async fn rescue_expired(&self, max_attempts_error: &str) -> StoreResult<u32> {
+        let now = self.now();
+        let expired: Vec<(DbUuid, i64, String)> = sqlx::query_as(
+            "SELECT id, attempt, lease_owner FROM runs WHERE lease_owner IS NOT NULL \
+             AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT 100",
+        )
+        .bind(DbTime(now))
+        .fetch_all(self.reader())
+        .await
+        .map_err(|e| map_err(ENTITY, e))?;
+        let mut rescued = 0;
+        for (id, attempt, owner) in expired {
+            let lease = Lease { run_id: id.0.into(), attempt: count(attempt), worker: owner };
+            let run = self.run(None, lease.run_id).await?;
+            let error = RunError::new(max_attempts_error, "the worker running this run stopped responding");
+            let finish = if run.cancel_requested_at.is_some() {
+                Finish::Done {
+                    status: RunStatus::Cancelled,
+                    result: None,
+                    error: Some(RunError::new("cancelled", "the run was cancelled")),
+                }
+            } else {
+                Finish::Retry { after: Duration::ZERO, error }
+            };
+            match self.finish_attempt(&lease, finish).await {
+                Ok(_) => rescued += 1,
+                // Its worker came back, or another node rescued it first.
+                Err(StoreError::LeaseLost) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(rescued)
+    }
+
+    async fn cancel_requested(&self, worker_prefix: &str) -> StoreResult<Vec<RunId>> {
+        let rows: Vec<(DbUuid,)> = sqlx::query_as(
+            "SELECT id FROM runs WHERE status = 'running' AND cancel_requested_at IS NOT NULL \
+             AND lease_owner LIKE $1",
+        )
+        .bind(format!("{worker_prefix}%"))
+        .fetch_all(self.reader())
+        .await
+        .map_err(|e| map_err(ENTITY, e))?;
+        Ok(rows.into_iter().map(|(id,)| id.0.into()).collect())
+    }
+
+    async fn delete_runs_before(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        sqlx::query(
+            "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE finished_at IS NOT NULL \
+             AND finished_at < $1 AND status IN ('succeeded', 'failed', 'cancelled', 'timed_out') \
+             ORDER BY finished_at LIMIT $2)",
+        )
+        .bind(DbTime(before))
+        .bind(i64::from(limit))
+        .execute(self.writer())
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(|e| map_err(ENTITY, e))
+    }
+});
