@@ -26,6 +26,11 @@ use crate::settings::{CgroupVersion, SandboxSettings};
 
 const CONTROLLERS: [&str; 3] = ["pids", "memory", "cpu"];
 const CPU_PERIOD_US: u64 = 100_000;
+/// The CPU weight of all commands together against agentd's own threads: a quarter of the
+/// default, so that a busy command never slows agentd down (v1 `cpu.shares`, default 1024;
+/// v2 `cpu.weight`, default 100).
+const COMMANDS_CPU_SHARES: &str = "256";
+const COMMANDS_CPU_WEIGHT: &str = "25";
 
 /// How the command cgroups are laid out on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +126,7 @@ pub(crate) fn detect(settings: &SandboxSettings) -> Result<Layout, String> {
         };
         let dir = mount.join(parent);
         create_v2_parent(&mount, parent)
+            .and_then(|()| fs::write(dir.join("cpu.weight"), COMMANDS_CPU_WEIGHT))
             .map_err(|e| format!("cannot prepare the cgroup {}: {e}", dir.display()))?;
         return Ok(Layout::V2 { parent: dir });
     }
@@ -142,6 +148,8 @@ pub(crate) fn detect(settings: &SandboxSettings) -> Result<Layout, String> {
     let pids = prepared("pids")?.ok_or_else(missing)?;
     let memory = prepared("memory")?.ok_or_else(missing)?;
     let cpu = prepared("cpu")?.ok_or_else(missing)?;
+    fs::write(cpu.join("cpu.shares"), COMMANDS_CPU_SHARES)
+        .map_err(|e| format!("cannot set the CPU weight of {}: {e}", cpu.display()))?;
     let freezer = prepared("freezer").ok().flatten();
     let unified = unified.and_then(|mount| {
         let dir = mount.join(parent);
