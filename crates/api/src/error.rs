@@ -51,6 +51,15 @@ pub enum ApiError {
     /// 409: the request conflicts with current state.
     #[error("{0}")]
     Conflict(String),
+    /// 409: the conversation is busy and the request asked not to queue.
+    #[error("the conversation has a run that has not ended")]
+    ConversationBusy,
+    /// 409 `approval_decided`: someone decided first.
+    #[error("{0}")]
+    ApprovalDecided(String),
+    /// 409 `approval_expired`: the approval expired before the decision.
+    #[error("{0}")]
+    ApprovalExpired(String),
     /// 412: an `If-Match` / `If-None-Match` precondition does not hold.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -134,6 +143,15 @@ impl ApiError {
             }
             Self::Timeout => (ErrorType::Timeout, StatusCode::GATEWAY_TIMEOUT, self.to_string()),
             Self::Conflict(m) => (ErrorType::Conflict, StatusCode::CONFLICT, m.clone()),
+            Self::ConversationBusy => {
+                (ErrorType::ConversationBusy, StatusCode::CONFLICT, self.to_string())
+            }
+            Self::ApprovalDecided(m) => {
+                (ErrorType::ApprovalDecided, StatusCode::CONFLICT, m.clone())
+            }
+            Self::ApprovalExpired(m) => {
+                (ErrorType::ApprovalExpired, StatusCode::CONFLICT, m.clone())
+            }
             Self::PreconditionFailed(m) => {
                 (ErrorType::PreconditionFailed, StatusCode::PRECONDITION_FAILED, m.clone())
             }
@@ -279,6 +297,9 @@ impl IntoResponse for ApiError {
             | Self::RequestTimeout
             | Self::Timeout
             | Self::Conflict(_)
+            | Self::ConversationBusy
+            | Self::ApprovalDecided(_)
+            | Self::ApprovalExpired(_)
             | Self::PayloadTooLarge(_)
             | Self::UnsupportedMediaType(_)
             | Self::NoLlmConfigured(_)

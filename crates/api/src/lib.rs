@@ -14,6 +14,7 @@ mod debug;
 mod envelope;
 pub mod error;
 pub mod extract;
+mod feed;
 pub mod health;
 pub mod openapi;
 pub mod rate_limit;
@@ -47,9 +48,25 @@ pub use state::{ApiConfig, AppState, Lifecycle};
 const PUBLIC_V1: &[&str] =
     &["/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout", "/v1/auth/csrf"];
 
-/// The OpenAPI document and the routes it describes.
-fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+/// The routes the OpenAPI document describes: ordinary ones (with a deadline) and streaming ones
+/// (without), and the document.
+struct Documented {
+    ordinary: Router<AppState>,
+    streaming: Router<AppState>,
+    spec: utoipa::openapi::OpenApi,
+}
+
+fn documented_routes() -> Documented {
+    let (ordinary, mut spec) = ordinary_routes().split_for_parts();
+    let (streaming, streaming_spec) = streaming_routes().split_for_parts();
+    spec.merge(streaming_spec);
+    openapi::add_common_errors(&mut spec);
+    Documented { ordinary, streaming, spec }
+}
+
+/// Ordinary request-response routes.
+fn ordinary_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(routes::auth::login))
@@ -63,25 +80,55 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::api_keys::revoke_api_key))
         .routes(routes!(routes::llm::providers))
         .routes(routes!(routes::llm::usage))
-        .split_for_parts();
-    openapi::add_common_errors(&mut spec);
-    (router, spec)
+        .routes(routes!(routes::runs::list_agents))
+        .routes(routes!(routes::runs::create_run, routes::runs::list_runs))
+        .routes(routes!(routes::runs::get_run))
+        .routes(routes!(routes::runs::cancel_run))
+        .routes(routes!(routes::approvals::list_approvals))
+        .routes(routes!(routes::approvals::get_approval, routes::approvals::decide_approval))
+        .routes(routes!(routes::approvals::execute_pending))
+        .routes(routes!(routes::approvals::list_grants))
+        .routes(routes!(routes::approvals::delete_grant))
+}
+
+/// Routes that stream or wait for long: documented like the others, but exempt from the
+/// per-request deadline.
+fn streaming_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(routes::runs::wait_run))
+        .routes(routes!(routes::runs::run_events))
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().1
+    documented_routes().spec
 }
 
-/// Middleware: every `/v1` route outside [`PUBLIC_V1`] needs a principal.
+/// Whether a request starts expensive work (a run, a chat, checks): those are limited per
+/// principal by `AGENTD_RATE_LIMIT_RUNS_PER_MINUTE`.
+fn is_expensive(method: &axum::http::Method, path: &str) -> bool {
+    if method != axum::http::Method::POST {
+        return false;
+    }
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    matches!(
+        segments.as_slice(),
+        ["", "v1", "projects", _, "runs" | "checks"]
+            | ["", "v1", "run-agent"]
+            | ["", "v1", "agent", "chat"]
+    )
+}
+
+/// Middleware: every `/v1` route outside [`PUBLIC_V1`] needs a principal, and expensive ones
+/// are rate-limited per principal.
 async fn authenticate_v1(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if path.starts_with("/v1/") && !PUBLIC_V1.contains(&path) {
-        auth::middleware::require_principal(State(state), request, next).await
-    } else {
-        next.run(request).await
+    if !path.starts_with("/v1/") || PUBLIC_V1.contains(&path) {
+        return next.run(request).await;
     }
+    let expensive = is_expensive(request.method(), path);
+    auth::middleware::require_principal(State(state), request, next, expensive).await
 }
 
 /// The complete HTTP application.
@@ -89,8 +136,8 @@ pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let browser = std::sync::Arc::new(config.browser.clone());
     let proxies = std::sync::Arc::new(config.trusted_proxies.clone());
-    let (documented, spec) = documented_routes();
-    let mut ordinary = documented.merge(SwaggerUi::new("/docs").url("/openapi.json", spec));
+    let Documented { ordinary, streaming, spec } = documented_routes();
+    let mut ordinary = ordinary.merge(SwaggerUi::new("/docs").url("/openapi.json", spec));
     if config.debug_routes {
         ordinary = ordinary.merge(debug::routes());
     }
@@ -102,6 +149,7 @@ pub fn router(state: AppState) -> Router {
     let cors = browser::cors_layer(&config.browser);
     Router::new()
         .merge(ordinary)
+        .merge(streaming)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Route layer: runs only for matched routes, where the route template is known.

@@ -21,6 +21,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
         (name = "users", description = "Users (managed by admins) and the caller"),
         (name = "api-keys", description = "API keys for services"),
         (name = "llm", description = "Language models: status and usage"),
+        (name = "runs", description = "Agent runs: start, follow, cancel; agent types"),
+        (name = "approvals", description = "Human approval of risky steps, and standing grants"),
     ),
 )]
 pub struct ApiDoc;

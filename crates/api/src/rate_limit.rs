@@ -292,23 +292,6 @@ pub(crate) async fn limit_addresses(
     }
 }
 
-/// Middleware for the routes that start expensive work: the per-principal limit. Must run after
-/// authentication.
-pub async fn limit_expensive(
-    State(limiter): State<Arc<RateLimiter>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(principal) = request.extensions().get::<agentd_core::auth::Principal>() else {
-        return next.run(request).await;
-    };
-    let key = principal.user_id.to_string();
-    match deny(limiter.check(Bucket::Expensive, &key).await) {
-        Some(refused) => refused,
-        None => next.run(request).await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

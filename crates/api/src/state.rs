@@ -5,7 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use agentd_core::Store;
+use agentd_runner::AgentProfile;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::browser::BrowserConfig;
@@ -23,6 +27,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// The language models (their status; runs call them through the runner).
     pub llm: Arc<agentd_llm::LlmRouter>,
+    /// The agent types.
+    pub profiles: Arc<BTreeMap<String, AgentProfile>>,
     /// Whether the server is draining.
     pub lifecycle: Arc<Lifecycle>,
     /// HTTP settings.
@@ -44,6 +50,8 @@ pub struct ApiConfig {
     pub browser: BrowserConfig,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
+    /// Retryable failures a new run may have before it fails.
+    pub run_max_attempts: u32,
 }
 
 impl Default for ApiConfig {
@@ -55,6 +63,7 @@ impl Default for ApiConfig {
             debug_routes: false,
             browser: BrowserConfig::default(),
             trusted_proxies: TrustedProxies::default(),
+            run_max_attempts: 3,
         }
     }
 }
@@ -63,12 +72,25 @@ impl Default for ApiConfig {
 #[derive(Debug, Default)]
 pub struct Lifecycle {
     draining: AtomicBool,
+    stopping: CancellationToken,
 }
 
 impl Lifecycle {
     /// Marks the server as shutting down: readiness answers 503 from now on.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends every event stream (clients reconnect, to another node, and resume from their last
+    /// event): streams would otherwise hold the shutdown for its whole grace period.
+    pub fn end_streams(&self) {
+        self.stopping.cancel();
+    }
+
+    /// Cancelled when streams must end.
+    #[must_use]
+    pub fn stopping(&self) -> CancellationToken {
+        self.stopping.clone()
     }
 
     /// Whether the server is shutting down.

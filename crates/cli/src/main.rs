@@ -31,8 +31,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP server.
+    /// Run the HTTP server and the workers.
     Serve,
+    /// Run workers only, no HTTP server (to scale out on PostgreSQL).
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Inspect the configuration.
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Config(ConfigCommand::Check) => config_check(&loaded),
         Command::Serve => run(loaded, Mode::Serve),
+        Command::Worker => run(loaded, Mode::Worker),
         Command::Migrate => run(loaded, Mode::Migrate),
         Command::Users(UsersCommand::Create { email, admin }) => {
             users_create(loaded, &email, admin)
@@ -133,6 +136,7 @@ fn config_check(loaded: &Loaded) -> ExitCode {
 #[derive(Debug, Clone, Copy)]
 enum Mode {
     Serve,
+    Worker,
     Migrate,
 }
 
@@ -155,6 +159,7 @@ fn run(loaded: Loaded, mode: Mode) -> ExitCode {
     let result = runtime.block_on(async move {
         match mode {
             Mode::Serve => agentd_server::serve(settings).await,
+            Mode::Worker => agentd_server::work(settings).await,
             Mode::Migrate => {
                 let db = agentd_server::open_database(&settings).await?;
                 db.close().await;

@@ -88,6 +88,14 @@ define_id!(
     /// Identifies a conversation.
     ConversationId
 );
+define_id!(
+    /// Identifies an approval request.
+    ApprovalId
+);
+define_id!(
+    /// Identifies a standing grant.
+    GrantId
+);
 
 #[cfg(test)]
 mod tests {

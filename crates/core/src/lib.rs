@@ -7,6 +7,7 @@
 //! process spawning; those live in the adapter crates and are reached only through the traits
 //! defined here.
 
+pub mod approval;
 pub mod auth;
 pub mod clock;
 pub mod command_policy;
@@ -19,6 +20,7 @@ pub mod revision;
 pub mod run;
 pub mod signal;
 pub mod store;
+pub mod tool;
 pub mod usage;
 pub mod user;
 pub mod workspace;
@@ -29,7 +31,7 @@ pub use command_policy::{
     CommandPolicy, CommandPolicySettings, Decision, PolicyError, RuleConfig, Verdict,
 };
 pub use error::{StoreError, StoreResult};
-pub use id::{ApiKeyId, ConversationId, ProjectId, RunId, SessionId, UserId};
+pub use id::{ApiKeyId, ApprovalId, ConversationId, GrantId, ProjectId, RunId, SessionId, UserId};
 pub use page::{Page, PageRequest};
 pub use store::{Store, UsageStore};
 pub use usage::{NewUsage, UsageBucket, UsageQuery};

@@ -7,6 +7,9 @@ use async_trait::async_trait;
 
 use time::OffsetDateTime;
 
+use crate::approval::{
+    Approval, ApprovalStatus, Decided, Decision, Grant, GrantScope, NewApproval,
+};
 use crate::auth::{ApiKey, Lockout, NewApiKey, RefreshOutcome, Session};
 use crate::conversation::{Conversation, ConversationMessage, NewConversation, NewMessage};
 use crate::page::{Page, PageRequest};
@@ -22,7 +25,9 @@ use crate::workspace::{
     NewChange, Precondition, RevertOutcome, WorkspaceLimits, WorkspaceResult, WriteOutcome,
 };
 use crate::workspace_path::WorkspacePath;
-use crate::{ApiKeyId, ConversationId, ProjectId, RunId, SessionId, StoreResult, UserId};
+use crate::{
+    ApiKeyId, ApprovalId, ConversationId, GrantId, ProjectId, RunId, SessionId, StoreResult, UserId,
+};
 
 /// The whole store, as the application holds it.
 pub trait Store:
@@ -37,6 +42,7 @@ pub trait Store:
     + RunStore
     + ConversationStore
     + MaintenanceStore
+    + ApprovalStore
     + Signals
     + std::fmt::Debug
 {
@@ -54,6 +60,7 @@ impl<T> Store for T where
         + RunStore
         + ConversationStore
         + MaintenanceStore
+        + ApprovalStore
         + Signals
         + std::fmt::Debug
 {
@@ -319,6 +326,10 @@ pub trait RunStore: Send + Sync {
     async fn rescue_expired(&self, max_attempts_error: &str) -> StoreResult<u32>;
     /// The ids of running runs held by `worker` whose cancellation was requested.
     async fn cancel_requested(&self, worker_prefix: &str) -> StoreResult<Vec<RunId>>;
+    /// Stores a large output of the run apart from its journal; returns its id.
+    async fn put_run_blob(&self, lease: &Lease, content: Vec<u8>) -> StoreResult<uuid::Uuid>;
+    /// A stored output of `run`.
+    async fn run_blob(&self, run: RunId, id: uuid::Uuid) -> StoreResult<Vec<u8>>;
     /// Deletes terminal runs that finished before `before` (their journal and events go too);
     /// at most `limit` per call. Returns how many were deleted.
     async fn delete_runs_before(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
@@ -362,6 +373,63 @@ pub trait ConversationStore: Send + Sync {
         before: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<u64>;
+}
+
+/// Approvals of risky steps, and the grants that spare asking again.
+///
+/// Deciding and finishing an attempt both lock the run's row first, so a decision that lands
+/// while the worker is still parking the run is never lost: whichever commits second sees the
+/// other, and the run goes back to the queue as soon as it has no pending approval left.
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    /// Asks for an approval on behalf of the worker holding `lease` and appends
+    /// `approval.requested`. Asking again for the same tool call returns the existing approval.
+    async fn request_approval(&self, lease: &Lease, new: NewApproval) -> StoreResult<Approval>;
+    /// The approval if `owner` owns its run (any when `None`).
+    async fn approval(&self, owner: Option<UserId>, id: ApprovalId) -> StoreResult<Approval>;
+    /// The approval asked for the tool call `call_id` of `run`, if any.
+    async fn approval_for_call(&self, run: RunId, call_id: &str) -> StoreResult<Option<Approval>>;
+    /// Approvals of runs `owner` owns (all when `None`), newest first, of one status or all.
+    async fn list_approvals(
+        &self,
+        owner: Option<UserId>,
+        status: Option<ApprovalStatus>,
+        page: PageRequest<ApprovalId>,
+    ) -> StoreResult<Page<Approval, ApprovalId>>;
+    /// Decides a pending approval: the first decision wins and later ones get
+    /// [`Decided::Already`]; a pending approval past its deadline becomes `expired` instead.
+    /// Approving with a `run` or `project` scope stores a grant. A run with no pending approval
+    /// left goes back to the queue. Appends `approval.decided`.
+    async fn decide_approval(
+        &self,
+        owner: Option<UserId>,
+        id: ApprovalId,
+        decision: Decision,
+        scope: GrantScope,
+        decided_by: UserId,
+        reason: Option<String>,
+    ) -> StoreResult<Decided>;
+    /// Expires up to `limit` pending approvals past their deadline (their runs resume and the
+    /// model is told). Returns how many.
+    async fn expire_approvals(&self, limit: u32) -> StoreResult<u32>;
+    /// Whether a grant lets `tool` with `key` run in `run` (a run grant) or its project (a
+    /// project grant) without asking.
+    async fn granted(
+        &self,
+        owner: UserId,
+        project: Option<ProjectId>,
+        run: RunId,
+        tool: &str,
+        key: &str,
+    ) -> StoreResult<bool>;
+    /// Grants `owner` made (all when `None`), newest first.
+    async fn list_grants(
+        &self,
+        owner: Option<UserId>,
+        page: PageRequest<GrantId>,
+    ) -> StoreResult<Page<Grant, GrantId>>;
+    /// Revokes a grant `owner` made (any when `None`); `NotFound` otherwise.
+    async fn delete_grant(&self, owner: Option<UserId>, id: GrantId) -> StoreResult<()>;
 }
 
 /// Coordination of periodic work between nodes.

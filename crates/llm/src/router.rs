@@ -722,6 +722,12 @@ impl LlmRouter {
         }
     }
 
+    /// The price of `provider`'s `model`, if configured (`None`: unpriced, not free).
+    #[must_use]
+    pub fn price_of(&self, provider: &str, model: &str) -> Option<crate::usage::Price> {
+        self.inner.models.get(&format!("{provider}/{model}")).and_then(|m| m.price)
+    }
+
     /// Whether any provider can be called.
     #[must_use]
     pub fn is_configured(&self) -> bool {

@@ -31,6 +31,12 @@ pub enum ErrorType {
     Timeout,
     /// 409: the request conflicts with the resource's current state.
     Conflict,
+    /// 409: the conversation has a run that has not ended, and the request asked not to queue.
+    ConversationBusy,
+    /// 409: the approval was already decided; the decision that stands is in the message.
+    ApprovalDecided,
+    /// 409: the approval expired before this decision arrived (which counts as a rejection).
+    ApprovalExpired,
     /// 412: a precondition (`If-Match`, `If-None-Match`) does not hold: the resource changed.
     PreconditionFailed,
     /// 413: the request body, or a stored object, is larger than allowed.
@@ -70,7 +76,10 @@ impl ErrorType {
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Timeout => 504,
-            Self::Conflict => 409,
+            Self::Conflict
+            | Self::ConversationBusy
+            | Self::ApprovalDecided
+            | Self::ApprovalExpired => 409,
             Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
@@ -121,6 +130,9 @@ impl ErrorType {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Timeout => "timeout",
             Self::Conflict => "conflict",
+            Self::ConversationBusy => "conversation_busy",
+            Self::ApprovalDecided => "approval_decided",
+            Self::ApprovalExpired => "approval_expired",
             Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -192,7 +204,7 @@ impl ErrorDetail {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorType; 21] = [
+    const ALL: [ErrorType; 24] = [
         ErrorType::BadRequest,
         ErrorType::InvalidPath,
         ErrorType::WorkspaceNotAllowed,
@@ -202,6 +214,9 @@ mod tests {
         ErrorType::MethodNotAllowed,
         ErrorType::Timeout,
         ErrorType::Conflict,
+        ErrorType::ConversationBusy,
+        ErrorType::ApprovalDecided,
+        ErrorType::ApprovalExpired,
         ErrorType::PreconditionFailed,
         ErrorType::PayloadTooLarge,
         ErrorType::UnsupportedMediaType,
@@ -218,7 +233,10 @@ mod tests {
 
     /// Types that refine a general type sharing their status.
     /// Types that refine a general type with the same status; a bare status maps to the general.
-    const REFINEMENTS: [(ErrorType, ErrorType); 7] = [
+    const REFINEMENTS: [(ErrorType, ErrorType); 10] = [
+        (ErrorType::ConversationBusy, ErrorType::Conflict),
+        (ErrorType::ApprovalDecided, ErrorType::Conflict),
+        (ErrorType::ApprovalExpired, ErrorType::Conflict),
         (ErrorType::InvalidPath, ErrorType::BadRequest),
         (ErrorType::WorkspaceNotAllowed, ErrorType::BadRequest),
         (ErrorType::NoLlmConfigured, ErrorType::ServiceUnavailable),

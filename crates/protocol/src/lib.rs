@@ -5,10 +5,12 @@
 //! nothing else: no HTTP framework, no database, no domain logic. JSON is snake_case, ids are
 //! strings, timestamps are RFC 3339 UTC in `*_at` fields.
 
+pub mod approval;
 pub mod auth;
 pub mod error;
 pub mod health;
 pub mod list;
+pub mod run;
 pub mod usage;
 
 pub use error::{ErrorBody, ErrorDetail, ErrorEnvelope, ErrorType};

@@ -11,4 +11,4 @@ pub mod startup;
 pub mod telemetry;
 
 pub use settings::{ConfigError, Environment, LogFormat, Settings};
-pub use startup::{Application, StartupError, open_database, serve};
+pub use startup::{Application, StartupError, open_database, serve, work};

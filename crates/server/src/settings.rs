@@ -15,6 +15,7 @@ use std::time::Duration;
 use agentd_core::workspace::WorkspaceLimits;
 use agentd_core::{CommandPolicy, CommandPolicySettings};
 use agentd_llm::{AgentRoute, LlmSettings};
+use agentd_runner::{ApprovalPolicy, ProfileOverrides};
 use agentd_sandbox::{SandboxMode, SandboxSettings};
 use agentd_store::{Backend, DatabaseOptions};
 use agentd_workspace::{AllowedRoots, WorkspaceConfig};
@@ -80,6 +81,46 @@ pub struct Settings {
     pub llm: LlmSettings,
     /// Agent types by name.
     pub agents: BTreeMap<String, AgentSettings>,
+    /// Workers and retention.
+    pub runs: RunSettings,
+}
+
+/// Workers, leases, retries and retention.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSettings {
+    /// `AGENTD_WORKERS`: runs executed at once on this node (0: this node serves the API only).
+    pub workers: usize,
+    /// `AGENTD_RUN_LEASE_SECONDS`: how long a worker holds a run without a heartbeat.
+    pub lease_seconds: u64,
+    /// `AGENTD_RESCUE_INTERVAL_SECONDS`: how often runs of dead workers are looked for.
+    pub rescue_interval_seconds: u64,
+    /// `AGENTD_RUN_MAX_ATTEMPTS`: retryable failures before a run fails.
+    pub max_attempts: u32,
+    /// `AGENTD_RUN_RETRY_BASE_SECONDS`: the first retry delay (doubling, with jitter).
+    pub retry_base_seconds: u64,
+    /// `AGENTD_CONVERSATION_TTL_HOURS`: idle conversations are deleted after this long.
+    pub conversation_ttl_hours: u64,
+    /// `AGENTD_RUN_RETENTION_DAYS`: finished runs are deleted after this long.
+    pub retention_days: u64,
+    /// `AGENTD_APPROVAL_TTL_HOURS`: an approval nobody decides within this long counts as a
+    /// rejection.
+    pub approval_ttl_hours: u64,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            workers: 16,
+            lease_seconds: 30,
+            rescue_interval_seconds: 10,
+            max_attempts: 3,
+            retry_base_seconds: 5,
+            conversation_ttl_hours: 168,
+            retention_days: 30,
+            approval_ttl_hours: 24,
+        }
+    }
 }
 
 /// One agent type.
@@ -94,9 +135,56 @@ pub struct AgentSettings {
     pub fallbacks: Vec<String>,
     /// Cache its answers even when the temperature is not 0.
     pub cache: bool,
+    /// What it is for (shown by `GET /v1/agents`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// What the model is told first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// The tools it may use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// `always`, `risky` or `never`: which side-effecting tool calls need a human's approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalPolicy>,
+    /// Model calls per run (default 50).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u32>,
+    /// Working time per run, in seconds (default 1800); waiting for a human does not count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_active_seconds: Option<u64>,
+    /// Tokens per run (input plus output).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// USD per run (of priced calls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+    /// Sampling temperature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// The most tokens one answer may have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u32>,
 }
 
 impl AgentSettings {
+    /// The changes this makes to the agent type's profile.
+    #[must_use]
+    pub fn overrides(&self) -> ProfileOverrides {
+        ProfileOverrides {
+            description: self.description.clone(),
+            system_prompt: self.system_prompt.clone(),
+            tools: self.tools.clone(),
+            approval: self.approval,
+            max_steps: self.max_steps,
+            max_active_seconds: self.max_active_seconds,
+            max_tokens: self.max_tokens,
+            max_cost_usd: self.max_cost_usd,
+            temperature: self.temperature,
+            max_output_tokens: self.max_output_tokens,
+        }
+    }
+
     /// The route the LLM layer follows, when the agent type names a model.
     #[must_use]
     pub fn route(&self) -> Option<AgentRoute> {
@@ -264,6 +352,7 @@ impl Default for Settings {
             workspace: WorkspaceSettings::default(),
             llm: LlmSettings::default(),
             agents: BTreeMap::new(),
+            runs: RunSettings::default(),
         }
     }
 }
@@ -409,6 +498,14 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("AGENTD_MAX_FILE_BYTES", "workspace.max_file_bytes", EnvKind::Integer),
     var("AGENTD_MAX_PROJECT_BYTES", "workspace.max_project_bytes", EnvKind::Integer),
     var("AGENTD_MAX_PROJECT_FILES", "workspace.max_project_files", EnvKind::Integer),
+    var("AGENTD_WORKERS", "runs.workers", EnvKind::Integer),
+    var("AGENTD_RUN_LEASE_SECONDS", "runs.lease_seconds", EnvKind::Integer),
+    var("AGENTD_RESCUE_INTERVAL_SECONDS", "runs.rescue_interval_seconds", EnvKind::Integer),
+    var("AGENTD_RUN_MAX_ATTEMPTS", "runs.max_attempts", EnvKind::Integer),
+    var("AGENTD_RUN_RETRY_BASE_SECONDS", "runs.retry_base_seconds", EnvKind::Integer),
+    var("AGENTD_CONVERSATION_TTL_HOURS", "runs.conversation_ttl_hours", EnvKind::Integer),
+    var("AGENTD_RUN_RETENTION_DAYS", "runs.retention_days", EnvKind::Integer),
+    var("AGENTD_APPROVAL_TTL_HOURS", "runs.approval_ttl_hours", EnvKind::Integer),
     var("AGENTD_LLM_BASE_URL", "llm.local.base_url", EnvKind::Text),
     var("AGENTD_LLM_MODEL", "llm.local.model", EnvKind::Text),
     var("AGENTD_LLM_API_KEY", "llm.local.api_key", EnvKind::Text),
@@ -575,6 +672,7 @@ impl Settings {
             }
         }
         self.validate_http()?;
+        self.validate_runs()?;
         self.validate_auth()?;
         if let Some(url) = &self.rate_limit.redis_url
             && !(url.expose_secret().starts_with("redis://")
@@ -664,6 +762,43 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_runs(&self) -> Result<(), ConfigError> {
+        let r = &self.runs;
+        let positive: [(&str, u64); 5] = [
+            ("runs.lease_seconds", r.lease_seconds),
+            ("runs.approval_ttl_hours", r.approval_ttl_hours),
+            ("runs.rescue_interval_seconds", r.rescue_interval_seconds),
+            ("runs.max_attempts", u64::from(r.max_attempts)),
+            ("runs.retention_days", r.retention_days),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::at_key(key, "must be greater than 0"));
+        }
+        if r.conversation_ttl_hours == 0 {
+            return Err(ConfigError::at_key(
+                "runs.conversation_ttl_hours",
+                "must be greater than 0",
+            ));
+        }
+        for (name, agent) in &self.agents {
+            if agent.max_steps == Some(0) || agent.max_active_seconds == Some(0) {
+                return Err(ConfigError::new(
+                    format!("agents.{name}"),
+                    "max_steps and max_active_seconds must be greater than 0",
+                ));
+            }
+            if name.is_empty()
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(ConfigError::new(
+                    format!("agents.{name}"),
+                    "agent type names use letters, digits, _ and -",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_auth(&self) -> Result<(), ConfigError> {
         let a = &self.auth;
         if a.access_token_ttl_seconds == 0 {
@@ -694,6 +829,26 @@ impl Settings {
     #[must_use]
     pub fn https(&self) -> bool {
         self.http.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The worker configuration these settings describe.
+    #[must_use]
+    pub fn runner_config(&self) -> agentd_runner::RunnerConfig {
+        let r = &self.runs;
+        agentd_runner::RunnerConfig {
+            workers: r.workers,
+            lease: Duration::from_secs(r.lease_seconds),
+            rescue_interval: Duration::from_secs(r.rescue_interval_seconds),
+            max_attempts: r.max_attempts,
+            retry_base: Duration::from_secs(r.retry_base_seconds),
+            conversation_ttl: Duration::from_secs(r.conversation_ttl_hours.saturating_mul(3600)),
+            run_retention: Duration::from_secs(r.retention_days.saturating_mul(24 * 3600)),
+            approval_ttl: Duration::from_secs(r.approval_ttl_hours.saturating_mul(3600)),
+            profiles: agentd_runner::profile::resolve(
+                self.agents.iter().map(|(name, a)| (name.clone(), a.overrides())).collect(),
+            ),
+            ..agentd_runner::RunnerConfig::default()
+        }
     }
 
     /// The routes of the agent types that name a model.

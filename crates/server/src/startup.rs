@@ -18,7 +18,10 @@ use agentd_api::rate_limit::{Limits, RateLimiter};
 use agentd_api::{ApiConfig, AppState, Lifecycle};
 use agentd_core::UsageStore;
 use agentd_llm::{LlmRouter, UsageLedger};
+use agentd_runner::{Runner, RunnerConfig, RunnerDeps};
 use agentd_store::Database;
+use agentd_tools::ToolRegistry;
+use agentd_workspace::Workspaces;
 use anyhow::Context as _;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -43,6 +46,8 @@ pub struct Application {
     settings: Arc<Settings>,
     shutdown: CancellationToken,
     llm: Arc<LlmRouter>,
+    runner: RunnerDeps,
+    runner_config: RunnerConfig,
 }
 
 /// Why the application could not start. Each variant is one clear line for the operator.
@@ -231,10 +236,22 @@ impl Application {
                 "no language model is configured: agent runs will fail with no_llm_configured"
             );
         }
+        let workspaces = Arc::new(Workspaces::new(
+            store.clone(),
+            settings.workspace_config().map_err(|e| StartupError::Config(e.to_string()))?,
+        ));
+        let runner_config = settings.runner_config();
+        let runner = RunnerDeps {
+            store: store.clone(),
+            llm: llm.clone(),
+            tools: ToolRegistry::with_file_tools(),
+            workspaces,
+        };
         let lifecycle = Arc::new(Lifecycle::default());
         let state = AppState {
             store,
             llm: llm.clone(),
+            profiles: Arc::new(runner_config.profiles.clone()),
             auth: Arc::new(auth),
             limiter: rate_limiter(&settings).await?,
             lifecycle: lifecycle.clone(),
@@ -251,6 +268,7 @@ impl Application {
                 },
                 trusted_proxies: TrustedProxies::parse(&settings.http.trusted_proxies)
                     .map_err(|e| StartupError::Config(e.to_string()))?,
+                run_max_attempts: runner_config.max_attempts,
             }),
         };
         let router = agentd_api::router(state);
@@ -268,6 +286,8 @@ impl Application {
             settings: Arc::new(settings),
             shutdown: CancellationToken::new(),
             llm,
+            runner,
+            runner_config,
         })
     }
 
@@ -303,8 +323,19 @@ impl Application {
     /// # Errors
     /// Only for failures that make serving impossible.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, local_addr, router, lifecycle, database, settings, shutdown, llm: _ } =
-            self;
+        let Self {
+            listener,
+            local_addr,
+            router,
+            lifecycle,
+            database,
+            settings,
+            shutdown,
+            llm: _,
+            runner,
+            runner_config,
+        } = self;
+        let workers = (runner_config.workers > 0).then(|| Runner::start(runner, runner_config));
         tracing::info!(
             address = %local_addr,
             env = %settings.env,
@@ -340,14 +371,24 @@ impl Application {
         }
         let Server { listener, graceful, .. } = server;
         drop(listener);
+        // Event streams end now (their clients resume elsewhere from their last event).
+        lifecycle.end_streams();
         let grace = Duration::from_secs(settings.shutdown_grace_seconds);
         tracing::info!(grace_seconds = grace.as_secs(), "stopping: draining in-flight requests");
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
-            () = tokio::time::sleep(grace) => {
-                tracing::warn!("grace period over: closing the remaining connections");
+        let connections = async {
+            tokio::select! {
+                () = graceful.shutdown() => tracing::info!("all connections closed"),
+                () = tokio::time::sleep(grace) => {
+                    tracing::warn!("grace period over: closing the remaining connections");
+                }
             }
-        }
+        };
+        let workers = async {
+            if let Some(runner) = workers {
+                runner.stop().await;
+            }
+        };
+        tokio::join!(connections, workers);
         database.close().await;
         tracing::info!("agentd stopped");
         Ok(())
@@ -452,6 +493,40 @@ impl StopSignals {
             _ = self.int.recv() => tracing::info!(signal = "SIGINT", "stop requested"),
         }
     }
+}
+
+/// `agentd worker`: workers only, no HTTP (for scaling out on PostgreSQL); stops gracefully on
+/// SIGTERM or SIGINT, giving its runs back.
+///
+/// # Errors
+/// Startup failures.
+pub async fn work(settings: Settings) -> anyhow::Result<()> {
+    let signals = StopSignals::install()?;
+    let database = open_database(&settings).await?;
+    let store = database.store();
+    let llm = Arc::new(build_llm(&settings, store.clone())?);
+    let workspaces = Arc::new(Workspaces::new(
+        store.clone(),
+        settings.workspace_config().map_err(|e| StartupError::Config(e.to_string()))?,
+    ));
+    let config = settings.runner_config();
+    if config.workers == 0 {
+        anyhow::bail!("AGENTD_WORKERS is 0: a worker process with no workers would do nothing");
+    }
+    let runner = Runner::start(
+        RunnerDeps { store, llm, tools: ToolRegistry::with_file_tools(), workspaces },
+        config,
+    );
+    tracing::info!(
+        node = runner.node_id(),
+        database = database.backend().as_str(),
+        "agentd worker is running"
+    );
+    signals.recv().await;
+    runner.stop().await;
+    database.close().await;
+    tracing::info!("agentd worker stopped");
+    Ok(())
 }
 
 /// `agentd serve`: build, serve, and stop gracefully on SIGTERM or SIGINT.

@@ -8,6 +8,7 @@
 //! sees `sqlx::Error`.
 
 mod api_keys;
+mod approvals;
 mod conversations;
 mod error;
 mod files;

@@ -331,6 +331,7 @@ impl_for_backends!(RunStore {
                 ),
                 NewEvent::new(event::RUN_COMPLETED, completed_data(&after)),
             ];
+            self.cancel_pending_approvals(&mut tx, id, now).await?;
             let seq = self.insert_events(&mut tx, id, events, now).await?;
             signals.push(Signal::RunEvent { run: id, seq });
         }
@@ -627,6 +628,19 @@ impl_for_backends!(RunStore {
                 events.push(NewEvent::new(event::RUN_STATUS, event_data(RunStatus::Queued, before.status, None)));
                 ready = true;
             }
+            Finish::WaitForApproval if !self.has_pending_approvals(&mut tx, lease.run_id).await? => {
+                // Decided while the worker was parking the run: back to the queue at once.
+                sqlx::query(
+                    "UPDATE runs SET scheduled_at = $2, updated_at = $2, lease_owner = NULL, \
+                     lease_expires_at = NULL WHERE id = $1",
+                )
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                ready = true;
+            }
             Finish::WaitForApproval => {
                 sqlx::query(
                     "UPDATE runs SET status = 'waiting_approval', updated_at = $2, \
@@ -650,6 +664,7 @@ impl_for_backends!(RunStore {
             .map_err(|e| map_err(ENTITY, e))?
             .try_into()?;
         if after.status.is_terminal() {
+            self.cancel_pending_approvals(&mut tx, lease.run_id, now).await?;
             events.push(NewEvent::new(event::RUN_COMPLETED, completed_data(&after)));
         }
         let seq = self.insert_events(&mut tx, lease.run_id, events, now).await?;
@@ -712,6 +727,34 @@ impl_for_backends!(RunStore {
         .await
         .map_err(|e| map_err(ENTITY, e))?;
         Ok(rows.into_iter().map(|(id,)| id.0.into()).collect())
+    }
+
+    async fn put_run_blob(&self, lease: &Lease, content: Vec<u8>) -> StoreResult<uuid::Uuid> {
+        let now = self.now();
+        let id = uuid::Uuid::now_v7();
+        let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
+        self.fence(&mut tx, lease, now).await?;
+        sqlx::query("INSERT INTO run_blobs (id, run_id, content, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(DbUuid(id))
+            .bind(DbUuid::from(lease.run_id))
+            .bind(content)
+            .bind(DbTime(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?;
+        tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
+        Ok(id)
+    }
+
+    async fn run_blob(&self, run: RunId, id: uuid::Uuid) -> StoreResult<Vec<u8>> {
+        let (content,): (Vec<u8>,) =
+            sqlx::query_as("SELECT content FROM run_blobs WHERE id = $1 AND run_id = $2")
+                .bind(DbUuid(id))
+                .bind(DbUuid::from(run))
+                .fetch_one(self.reader())
+                .await
+                .map_err(|e| map_err("blob", e))?;
+        Ok(content)
     }
 
     async fn delete_runs_before(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {

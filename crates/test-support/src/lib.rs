@@ -4,6 +4,7 @@
 //!   database, driven over a real socket.
 //! - [`TestDatabase`]: a fresh SQLite file, or a fresh PostgreSQL schema when
 //!   `AGENTD_TEST_DATABASE_URL` is set, for the store contract suite.
+//! - [`approvals`]: runs parked on an approval, arranged through the store.
 //! - [`process`]: the `agentd` binary as a child process, with its log lines captured.
 //! - [`postgres`]: a throwaway PostgreSQL cluster the tests may stop and start.
 //! - [`traversal`]: a path-traversal corpus (generated encodings and the `wfuzz` word lists).
@@ -14,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod approvals;
 pub mod llm;
 pub mod postgres;
 pub mod process;
@@ -164,6 +166,14 @@ impl TestApp {
         (user, access)
     }
 
+    /// Creates a managed project owned by `owner`.
+    pub async fn project(&self, owner: &User) -> agentd_core::project::Project {
+        self.store
+            .create_project(agentd_core::project::NewProject::managed(owner.id, "test project"))
+            .await
+            .unwrap()
+    }
+
     /// Stops the server gracefully and waits for it to finish.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
@@ -195,6 +205,10 @@ pub fn test_settings(data_dir: PathBuf, database_url: &str) -> Settings {
     // Tests make many requests from one address; the rate-limit tests turn limits back on.
     settings.rate_limit.per_minute = 0;
     settings.rate_limit.runs_per_minute = 0;
+    // Runs that fail transiently are retried soon and not forever.
+    settings.runs.retry_base_seconds = 1;
+    settings.runs.max_attempts = 2;
+    settings.runs.rescue_interval_seconds = 1;
     settings
 }
 
@@ -204,6 +218,44 @@ pub const CHEAP_HASH: HashCost = HashCost { memory_kib: 64, iterations: 1 };
 /// Starts the server with a fresh SQLite database and default test settings.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(TestDatabase::sqlite(), |_| {}).await
+}
+
+/// Points `settings` at `fake` as the only language model (`fake/test-model`) for every agent.
+pub fn use_fake_llm(settings: &mut Settings, fake: &llm::FakeLlm) {
+    let kind = match fake.protocol() {
+        llm::Protocol::Openai => agentd_llm::ProviderKind::Openai,
+        llm::Protocol::Anthropic => agentd_llm::ProviderKind::Anthropic,
+        llm::Protocol::Gemini => agentd_llm::ProviderKind::Gemini,
+    };
+    settings.llm.providers.insert(
+        "fake".into(),
+        agentd_llm::ProviderSettings {
+            kind,
+            base_url: Some(fake.base_url()),
+            api_key_env: None,
+            api_key: Some(SecretString::from("sk-test-fake-provider-key".to_owned())),
+            timeout_seconds: 30,
+            connect_timeout_seconds: 5,
+            first_byte_timeout_seconds: 30,
+            idle_timeout_seconds: 30,
+            stream_timeout_seconds: 60,
+        },
+    );
+    settings.llm.default_model = Some("fake/test-model".into());
+    // Retries inside the LLM layer are tested there; here a failure should surface quickly.
+    settings.llm.retry.max_attempts = 1;
+}
+
+/// Starts the server with a fake OpenAI-compatible model, after `configure` adjusts the test
+/// settings (workers run in the server).
+pub async fn spawn_app_with_llm(configure: impl FnOnce(&mut Settings)) -> (TestApp, llm::FakeLlm) {
+    let fake = llm::FakeLlm::start(llm::Protocol::Openai).await;
+    let app = spawn_app_with(TestDatabase::sqlite(), |s| {
+        use_fake_llm(s, &fake);
+        configure(s);
+    })
+    .await;
+    (app, fake)
 }
 
 /// Starts the server on `database`, after `configure` adjusts the test settings.

@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq as _;
 use super::{CredentialSource, cookies};
 use crate::client::ClientAddr;
 use crate::error::ApiError;
+use crate::rate_limit::{Bucket, Decision};
 use crate::state::AppState;
 
 /// The authenticated caller of a `/v1` route.
@@ -49,6 +50,7 @@ pub(crate) async fn require_principal(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
+    expensive: bool,
 ) -> Response {
     let client = client_of(request.extensions());
     let (principal, source) = match state.auth.authenticate(request.headers(), client).await {
@@ -73,6 +75,12 @@ pub(crate) async fn require_principal(
             "a cookie-authenticated request failed the CSRF checks"
         );
         return ApiError::Forbidden(format!("CSRF check failed: {reason}")).into_response();
+    }
+    if expensive
+        && let Decision::Deny { retry_after } =
+            state.limiter.check(Bucket::Expensive, &principal.user_id.to_string()).await
+    {
+        return ApiError::RateLimited { retry_after }.into_response();
     }
     request.extensions_mut().insert(principal);
     next.run(request).await

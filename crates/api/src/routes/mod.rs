@@ -2,8 +2,10 @@
 //! or a service, map to protocol types.
 
 pub(crate) mod api_keys;
+pub(crate) mod approvals;
 pub(crate) mod auth;
 pub(crate) mod llm;
+pub(crate) mod runs;
 pub(crate) mod users;
 
 use std::str::FromStr;

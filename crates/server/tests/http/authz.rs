@@ -1,7 +1,8 @@
 //! Roles, scopes, humans-only acts, and the tenancy rule on every route with a path parameter.
 
 use agentd_core::user::Role;
-use agentd_test_support::{TestApp, spawn_app};
+use agentd_test_support::approvals::park_all;
+use agentd_test_support::{TestApp, TestDatabase, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 
 use crate::expect_envelope;
@@ -162,17 +163,90 @@ async fn fixture(app: &TestApp, template: &str, owner_token: &str, owner_id: &st
             let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
             template.replace("{id}", &id)
         }
+        "/v1/projects/{id}/runs" => {
+            let owner = app.store.user(owner_id.parse().unwrap()).await.unwrap();
+            template.replace("{id}", &app.project(&owner).await.id.to_string())
+        }
+        t if t.starts_with("/v1/runs/{id}") => {
+            let owner = app.store.user(owner_id.parse().unwrap()).await.unwrap();
+            let project = app.project(&owner).await;
+            let res = app
+                .client
+                .post(app.url(&format!("/v1/projects/{}/runs", project.id)))
+                .bearer_auth(owner_token)
+                .json(&json!({"agent": "code", "input": {"task": "tenancy"}}))
+                .send()
+                .await
+                .unwrap();
+            let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+            template.replace("{id}", &id)
+        }
+        "/v1/approvals/{id}" => {
+            let approval = approval_fixture(app, owner_token, owner_id).await;
+            template.replace("{id}", &approval)
+        }
+        "/v1/grants/{id}" => {
+            let approval = approval_fixture(app, owner_token, owner_id).await;
+            let res = app
+                .client
+                .post(app.url(&format!("/v1/approvals/{approval}")))
+                .bearer_auth(owner_token)
+                .json(&json!({"decision": "approve", "scope": "project"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let grants: Value = app
+                .client
+                .get(app.url("/v1/grants"))
+                .bearer_auth(owner_token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            template.replace("{id}", grants["data"][0]["id"].as_str().unwrap())
+        }
         other => panic!("no tenancy fixture for {other}: add one to authz.rs"),
     }
 }
 
-fn body_for(method: &str) -> Option<Value> {
-    matches!(method, "post" | "put" | "patch").then(|| json!({}))
+/// A pending approval of a new run of the owner's (the server runs no workers: the fixture
+/// parks the run itself).
+async fn approval_fixture(app: &TestApp, owner_token: &str, owner_id: &str) -> String {
+    let owner = app.store.user(owner_id.parse().unwrap()).await.unwrap();
+    let project = app.project(&owner).await;
+    let res = app
+        .client
+        .post(app.url(&format!("/v1/projects/{}/runs", project.id)))
+        .bearer_auth(owner_token)
+        .json(&json!({"agent": "code", "input": {"task": "tenancy"}}))
+        .send()
+        .await
+        .unwrap();
+    let run = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let parked = park_all(app.store.as_ref(), "make deploy", time::Duration::DAY).await;
+    parked.into_iter().find(|a| a.run_id.to_string() == run).unwrap().id.to_string()
+}
+
+/// A valid body for a route that takes one, so that the answer depends on who asks, not on
+/// what is sent.
+fn body_for(method: &str, template: &str) -> Option<Value> {
+    if !matches!(method, "post" | "put" | "patch") {
+        return None;
+    }
+    Some(match template {
+        "/v1/projects/{id}/runs" => json!({"agent": "code", "input": {"task": "x"}}),
+        "/v1/approvals/{id}" => json!({"decision": "approve"}),
+        _ => json!({}),
+    })
 }
 
 #[tokio::test]
 async fn every_route_with_a_path_parameter_hides_other_tenants_and_refuses_anonymous_callers() {
-    let app = spawn_app().await;
+    // No workers: fixtures arrange runs (and park them on approvals) themselves.
+    let app = spawn_app_with(TestDatabase::sqlite(), |s| s.runs.workers = 0).await;
     let (owner, owner_token) = app.signed_in("owner@example.com", Role::Member).await;
     let (_, other_token) = app.signed_in("other@example.com", Role::Member).await;
     let doc: Value =
@@ -190,7 +264,7 @@ async fn every_route_with_a_path_parameter_hides_other_tenants_and_refuses_anony
                 if let Some(t) = token {
                     req = req.bearer_auth(t);
                 }
-                if let Some(body) = body_for(method) {
+                if let Some(body) = body_for(method, template) {
                     req = req.json(&body);
                 }
                 req.send()

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_keys;
+mod approvals;
 mod authz;
 mod browser;
 mod envelope;
@@ -12,6 +13,7 @@ mod limits;
 mod llm;
 mod openapi;
 mod rate_limits;
+mod runs;
 mod sessions;
 
 use serde_json::Value;

@@ -283,6 +283,12 @@ impl FakeLlm {
         Self { addr, shared }
     }
 
+    /// The protocol it speaks.
+    #[must_use]
+    pub fn protocol(&self) -> Protocol {
+        self.shared.protocol
+    }
+
     /// The base URL a provider of this protocol is configured with.
     #[must_use]
     pub fn base_url(&self) -> String {
@@ -328,6 +334,9 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Like a real server, answer a streaming request with a stream.
+    let wants_stream = uri.path().contains("streamGenerateContent")
+        || serde_json::from_slice::<Value>(&body).is_ok_and(|b| b["stream"] == Value::Bool(true));
     let reply = {
         let mut script = shared.script.lock().unwrap();
         script.received.push(Recorded {
@@ -340,12 +349,13 @@ async fn answer(
         });
         script.replies.pop_front().or_else(|| script.standing.clone())
     };
-    let Some(reply) = reply else {
+    let Some(mut reply) = reply else {
         return Response::builder()
             .status(500)
             .body(Body::from("the fake LLM's script is exhausted"))
             .unwrap();
     };
+    reply.stream |= wants_stream;
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }

@@ -1,0 +1,87 @@
+//! Retention: deleting idle conversations and old finished runs, by a sweeper that one node at a
+//! time runs (it takes a lock in the database), and on demand (`agentd cleanup`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentd_core::{Store, StoreResult};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::RunnerConfig;
+
+/// What one cleanup removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cleanup {
+    /// Conversations idle longer than their time to live (with their messages).
+    pub conversations: u64,
+    /// Finished runs older than the retention period (with their journals and events).
+    pub runs: u64,
+}
+
+const BATCH: u32 = 500;
+
+fn ago(d: Duration) -> OffsetDateTime {
+    OffsetDateTime::now_utc() - time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+/// Deletes conversations idle longer than `conversation_ttl` and finished runs older than
+/// `run_retention`, in batches.
+///
+/// # Errors
+/// Store failures (what was deleted before stays deleted).
+pub async fn cleanup(
+    store: &dyn Store,
+    conversation_ttl: Duration,
+    run_retention: Duration,
+) -> StoreResult<Cleanup> {
+    let mut done = Cleanup::default();
+    let runs_before = ago(run_retention);
+    loop {
+        let n = store.delete_runs_before(runs_before, BATCH).await?;
+        done.runs += n;
+        if n < u64::from(BATCH) {
+            break;
+        }
+    }
+    let conversations_before = ago(conversation_ttl);
+    loop {
+        let n = store.delete_conversations_before(conversations_before, BATCH).await?;
+        done.conversations += n;
+        if n < u64::from(BATCH) {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Sweeps at every interval when this node holds the retention lock.
+pub(crate) async fn sweep_loop(
+    store: Arc<dyn Store>,
+    node: String,
+    config: Arc<RunnerConfig>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(config.sweep_interval);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store.try_lock("retention", &node, config.sweep_interval * 2).await {
+            Ok(true) => {
+                match cleanup(store.as_ref(), config.conversation_ttl, config.run_retention).await {
+                    Ok(c) if c == Cleanup::default() => {}
+                    Ok(c) => tracing::info!(
+                        conversations = c.conversations,
+                        runs = c.runs,
+                        "retention sweep"
+                    ),
+                    Err(err) => tracing::warn!(error = %err, "retention sweep failed"),
+                }
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(error = %err, "retention lock failed"),
+        }
+    }
+}
