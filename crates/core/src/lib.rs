@@ -1,13 +1,16 @@
 //! The agentd domain.
 //!
-//! `core` owns the entities (users, projects, ...), their ids and invariants, and the traits that
-//! adapters implement: the stores, the clock, and later the LLM client and tool executor. It must
-//! not depend on an HTTP framework, a database driver, an HTTP client or process spawning; those
-//! live in the adapter crates and are reached only through the traits defined here.
+//! `core` owns the entities (users, projects, ...), their ids and invariants, the policies (such
+//! as the command policy: which shell commands run, wait for approval, or are refused), and the
+//! traits that adapters implement: the stores, the clock, and later the LLM client and tool
+//! executor. It must not depend on an HTTP framework, a database driver, an HTTP client or
+//! process spawning; those live in the adapter crates and are reached only through the traits
+//! defined here.
 
 pub mod approval;
 pub mod auth;
 pub mod clock;
+pub mod command_policy;
 pub mod conversation;
 pub mod error;
 pub mod id;
@@ -24,6 +27,9 @@ pub mod workspace;
 pub mod workspace_path;
 
 pub use clock::{Clock, SystemClock};
+pub use command_policy::{
+    CommandPolicy, CommandPolicySettings, Decision, PolicyError, RuleConfig, Verdict,
+};
 pub use error::{StoreError, StoreResult};
 pub use id::{ApiKeyId, ApprovalId, ConversationId, GrantId, ProjectId, RunId, SessionId, UserId};
 pub use page::{Page, PageRequest};

@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agentd_core::workspace::WorkspaceLimits;
+use agentd_core::{CommandPolicy, CommandPolicySettings};
 use agentd_llm::{AgentRoute, LlmSettings};
 use agentd_runner::{ApprovalPolicy, ProfileOverrides};
+use agentd_sandbox::{SandboxMode, SandboxSettings};
 use agentd_store::{Backend, DatabaseOptions};
 use agentd_workspace::{AllowedRoots, WorkspaceConfig};
 use secrecy::{ExposeSecret, SecretString};
@@ -65,6 +67,10 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The sandbox agent commands run in (`[sandbox]`, `[sandbox.limits]`).
+    pub sandbox: SandboxSettings,
+    /// Which agent commands run, wait for approval, or are refused (`[command_policy]`).
+    pub command_policy: CommandPolicySettings,
     /// Sign-in, tokens and passwords.
     pub auth: AuthSettings,
     /// Rate limits.
@@ -339,6 +345,8 @@ impl Default for Settings {
             http: HttpSettings::default(),
             database: DatabaseSettings::default(),
             log: LogSettings::default(),
+            sandbox: SandboxSettings::default(),
+            command_policy: CommandPolicySettings::default(),
             auth: AuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
             workspace: WorkspaceSettings::default(),
@@ -444,6 +452,39 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("AGENTD_READY_TIMEOUT_MS", "database.ready_timeout_ms", EnvKind::Integer),
     var("AGENTD_LOG_FORMAT", "log.format", EnvKind::Text),
     var("AGENTD_LOG", "log.filter", EnvKind::Text),
+    var("AGENTD_SANDBOX", "sandbox.mode", EnvKind::Text),
+    var("AGENTD_SANDBOX_BWRAP", "sandbox.bwrap_path", EnvKind::Text),
+    var("AGENTD_SANDBOX_SHELL", "sandbox.shell", EnvKind::Text),
+    var("AGENTD_SANDBOX_UID", "sandbox.uid", EnvKind::Integer),
+    var("AGENTD_SANDBOX_GID", "sandbox.gid", EnvKind::Integer),
+    var("AGENTD_SANDBOX_CGROUP_ROOT", "sandbox.cgroup_root", EnvKind::Text),
+    var("AGENTD_SANDBOX_CGROUP_VERSION", "sandbox.cgroup_version", EnvKind::Text),
+    var("AGENTD_SANDBOX_CGROUP_PARENT", "sandbox.cgroup_parent", EnvKind::Text),
+    var("AGENTD_SANDBOX_NETWORK", "sandbox.network", EnvKind::Boolean),
+    var("AGENTD_SANDBOX_HIDE_PATHS", "sandbox.hide_paths", EnvKind::List),
+    var("AGENTD_SANDBOX_PROTECTED_PATHS", "sandbox.protected_paths", EnvKind::List),
+    var("AGENTD_SANDBOX_ENV_PASSTHROUGH", "sandbox.env_passthrough", EnvKind::List),
+    var("AGENTD_SANDBOX_ADOPT_WORKSPACE", "sandbox.adopt_workspace", EnvKind::Boolean),
+    var("AGENTD_SANDBOX_TIMEOUT_SECONDS", "sandbox.limits.wall_timeout_seconds", EnvKind::Integer),
+    var(
+        "AGENTD_SANDBOX_IDLE_TIMEOUT_SECONDS",
+        "sandbox.limits.idle_timeout_seconds",
+        EnvKind::Integer,
+    ),
+    var("AGENTD_SANDBOX_OUTPUT_MAX_BYTES", "sandbox.limits.output_max_bytes", EnvKind::Integer),
+    var("AGENTD_SANDBOX_LOG_MAX_BYTES", "sandbox.limits.log_max_bytes", EnvKind::Integer),
+    var("AGENTD_SANDBOX_MEMORY_MAX_BYTES", "sandbox.limits.memory_max_bytes", EnvKind::Integer),
+    var("AGENTD_SANDBOX_PIDS_MAX", "sandbox.limits.pids_max", EnvKind::Integer),
+    var("AGENTD_SANDBOX_CPU_MILLIS", "sandbox.limits.cpu_millis", EnvKind::Integer),
+    var(
+        "AGENTD_SANDBOX_FILE_SIZE_MAX_BYTES",
+        "sandbox.limits.file_size_max_bytes",
+        EnvKind::Integer,
+    ),
+    var("AGENTD_SANDBOX_OPEN_FILES_MAX", "sandbox.limits.open_files_max", EnvKind::Integer),
+    var("AGENTD_SANDBOX_CPU_SECONDS_MAX", "sandbox.limits.cpu_seconds_max", EnvKind::Integer),
+    var("AGENTD_COMMAND_POLICY_DEFAULTS", "command_policy.include_defaults", EnvKind::Boolean),
+    var("AGENTD_COMMAND_POLICY_DEFAULT_DECISION", "command_policy.default_decision", EnvKind::Text),
     var("AGENTD_ACCESS_TOKEN_TTL_SECONDS", "auth.access_token_ttl_seconds", EnvKind::Integer),
     var("AGENTD_REFRESH_TOKEN_TTL_DAYS", "auth.refresh_token_ttl_days", EnvKind::Integer),
     var("AGENTD_LOGIN_MAX_FAILURES", "auth.login_max_failures", EnvKind::Integer),
@@ -573,6 +614,7 @@ impl Settings {
         }
         unknown_env.sort();
         let mut settings = Self::from_table(table)?;
+        settings.hide_data_dir_from_commands();
         settings.llm.apply_env(&env);
         settings.validate()?;
         Ok(Loaded { settings, unknown_env })
@@ -586,11 +628,40 @@ impl Settings {
         })
     }
 
+    /// Adds the data directory (the database, keys, logs) to the paths the sandbox hides from
+    /// commands; the loader does this, so it shows in `agentd config check`.
+    pub fn hide_data_dir_from_commands(&mut self) {
+        if !self.sandbox.hide_paths.contains(&self.data_dir) {
+            self.sandbox.hide_paths.push(self.data_dir.clone());
+        }
+    }
+
     /// Checks the rules that span fields or depend on the environment.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.env == Environment::Production && self.sandbox.mode == SandboxMode::None {
+            return Err(ConfigError::at_key(
+                "sandbox.mode",
+                "AGENTD_SANDBOX=none (commands without isolation) is refused when \
+                 AGENTD_ENV=production",
+            ));
+        }
+        if let Err(e) = self.sandbox.validate() {
+            return Err(ConfigError::at_key(&format!("sandbox.{}", e.key), e.message));
+        }
+        if let Err(e) = CommandPolicy::from_settings(&self.command_policy) {
+            let key = match e.origin {
+                agentd_core::command_policy::RuleSource::Configured(i) => {
+                    format!("command_policy.rules[{i}]")
+                }
+                agentd_core::command_policy::RuleSource::Default(_) => {
+                    "command_policy.include_defaults".to_owned()
+                }
+            };
+            return Err(ConfigError::new(key, e.to_string()));
+        }
         if self.env == Environment::Production {
             check_production_secret(self.secret_key.as_ref())?;
             if self.http.debug_routes {
@@ -1130,6 +1201,99 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.key.starts_with("AGENTD_DEBUG_ROUTES"));
+    }
+
+    #[test]
+    fn the_sandbox_defaults_isolate_with_a_one_minute_timeout_and_a_one_mebibyte_cap() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.sandbox.mode, SandboxMode::Bwrap);
+        assert!(!s.sandbox.network);
+        assert_eq!(s.sandbox.limits.wall_timeout_seconds, 60);
+        assert_eq!(s.sandbox.limits.output_max_bytes, 1 << 20);
+        assert!(s.sandbox.limits.pids_max <= 256);
+        assert!(s.command_policy.include_defaults);
+    }
+
+    #[test]
+    fn the_data_dir_is_hidden_from_commands() {
+        let s = load(&[("AGENTD_DATA_DIR", "/srv/agentd-data")]).unwrap();
+        assert!(s.sandbox.hide_paths.contains(&PathBuf::from("/srv/agentd-data")));
+        assert!(s.sandbox.hide_paths.contains(&PathBuf::from("/home")));
+    }
+
+    #[test]
+    fn production_refuses_an_unsandboxed_mode_naming_the_variable() {
+        let good = "3f9c2b7d1e8a4c6f0b5d9e2a7c1f4b8d3e6a9c2f5b8e1d4a";
+        let err = load(&[
+            ("AGENTD_ENV", "production"),
+            ("AGENTD_SECRET_KEY", good),
+            ("AGENTD_SANDBOX", "none"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.key, "AGENTD_SANDBOX (sandbox.mode)");
+        assert!(err.to_string().contains("AGENTD_SANDBOX=none"), "{err}");
+        assert!(!err.to_string().contains('\n'));
+        let s = load(&[("AGENTD_SANDBOX", "none")]).unwrap();
+        assert_eq!(s.sandbox.mode, SandboxMode::None);
+    }
+
+    #[test]
+    fn bad_sandbox_values_name_their_variable() {
+        let cases = [
+            ("AGENTD_SANDBOX", "docker", "AGENTD_SANDBOX (sandbox.mode)"),
+            ("AGENTD_SANDBOX_UID", "0", "AGENTD_SANDBOX_UID (sandbox.uid)"),
+            ("AGENTD_SANDBOX_PIDS_MAX", "0", "AGENTD_SANDBOX_PIDS_MAX (sandbox.limits.pids_max)"),
+            (
+                "AGENTD_SANDBOX_TIMEOUT_SECONDS",
+                "0",
+                "AGENTD_SANDBOX_TIMEOUT_SECONDS (sandbox.limits.wall_timeout_seconds)",
+            ),
+            (
+                "AGENTD_SANDBOX_ENV_PASSTHROUGH",
+                "LANG,OPENAI_API_KEY",
+                "AGENTD_SANDBOX_ENV_PASSTHROUGH (sandbox.env_passthrough)",
+            ),
+            (
+                "AGENTD_SANDBOX_CGROUP_VERSION",
+                "v3",
+                "AGENTD_SANDBOX_CGROUP_VERSION (sandbox.cgroup_version)",
+            ),
+        ];
+        for (name, value, key) in cases {
+            let err = load(&[(name, value)]).unwrap_err();
+            assert_eq!(err.key, key, "{name}={value}: {err}");
+        }
+        let s = load(&[("AGENTD_SANDBOX_HIDE_PATHS", "/srv/secrets, /opt/keys")]).unwrap();
+        assert!(s.sandbox.hide_paths.contains(&PathBuf::from("/opt/keys")));
+    }
+
+    #[test]
+    fn a_command_rule_whose_example_fails_is_named_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agentd.toml");
+        std::fs::write(
+            &path,
+            "[command_policy]\ndefault_decision = \"allow\"\n\n[[command_policy.rules]]\n\
+             name = \"ask-before-push\"\ndecision = \"prompt\"\nprefix = \"git push\"\n\
+             match = [\"git push origin main\", \"git pull\"]\n",
+        )
+        .unwrap();
+        let err = Settings::load(Some(&path), env(&[])).unwrap_err();
+        assert_eq!(err.key, "command_policy.rules[0]");
+        assert!(
+            err.message.contains("ask-before-push") && err.message.contains("git pull"),
+            "{err}"
+        );
+
+        std::fs::write(
+            &path,
+            "[[command_policy.rules]]\nname = \"ask-before-push\"\ndecision = \"prompt\"\n\
+             prefix = \"git push\"\nmatch = [\"git push origin main\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path), env(&[])).unwrap().settings;
+        let policy = CommandPolicy::from_settings(&s.command_policy).unwrap();
+        assert_eq!(policy.evaluate("git push").decision, agentd_core::Decision::Prompt);
     }
 
     #[test]

@@ -208,6 +208,13 @@ impl Application {
     /// A [`StartupError`] when the database is unreachable or the address cannot be bound.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let database = open_database(&settings).await?;
+        if settings.sandbox.mode == agentd_sandbox::SandboxMode::None {
+            // Validation refuses this in production; elsewhere it must not go unnoticed.
+            tracing::warn!(
+                "AGENTD_SANDBOX=none: agent commands will run WITHOUT isolation, as agentd's own \
+                 user, with its files, environment and network; never use this in production"
+            );
+        }
         let secret_key = effective_secret_key(&settings);
         let store = database.store();
         let auth = Auth::new(
