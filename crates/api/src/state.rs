@@ -24,6 +24,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Project workspaces (managed and directory): the only way handlers reach files.
     pub workspaces: Arc<Workspaces>,
+    /// The OS sandbox (its capabilities are shown by readiness).
+    pub sandbox: agentd_sandbox::Sandbox,
     /// Sign-in, tokens, keys.
     pub auth: Arc<Auth>,
     /// Rate limits.

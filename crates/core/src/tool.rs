@@ -36,6 +36,9 @@ pub struct ToolContext {
     pub run_id: RunId,
     /// The run's project workspace, if it has a project.
     pub workspace: Option<Arc<dyn Workspace>>,
+    /// The directory commands run in: a directory workspace's root, or the per-run copy of a
+    /// managed one. `None` when the run has no project.
+    pub dir: Option<std::path::PathBuf>,
     /// Cancelled when the run is cancelled or its worker stops.
     pub cancel: CancellationToken,
 }

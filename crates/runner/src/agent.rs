@@ -680,6 +680,7 @@ impl Attempt {
                 let ctx = ToolContext {
                     run_id: self.run.id,
                     workspace: self.workspace.clone(),
+                    dir: None,
                     cancel: self.cancel.clone(),
                 };
                 tool.call(&ctx, call.arguments.clone()).await

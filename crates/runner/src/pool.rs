@@ -30,6 +30,8 @@ pub struct RunnerDeps {
     pub tools: ToolRegistry,
     /// Project workspaces.
     pub workspaces: Arc<Workspaces>,
+    /// The OS sandbox every command runs in.
+    pub sandbox: agentd_sandbox::Sandbox,
 }
 
 /// Why an attempt was interrupted.

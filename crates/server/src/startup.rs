@@ -208,13 +208,9 @@ impl Application {
     /// A [`StartupError`] when the database is unreachable or the address cannot be bound.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let database = open_database(&settings).await?;
-        if settings.sandbox.mode == agentd_sandbox::SandboxMode::None {
-            // Validation refuses this in production; elsewhere it must not go unnoticed.
-            tracing::warn!(
-                "AGENTD_SANDBOX=none: agent commands will run WITHOUT isolation, as agentd's own \
-                 user, with its files, environment and network; never use this in production"
-            );
-        }
+        // Probes the machine (and warns loudly about AGENTD_SANDBOX=none, which validation
+        // refuses in production).
+        let sandbox = agentd_sandbox::Sandbox::new(settings.sandbox.clone()).await;
         let secret_key = effective_secret_key(&settings);
         let store = database.store();
         let auth = Auth::new(
@@ -246,11 +242,13 @@ impl Application {
             llm: llm.clone(),
             tools: ToolRegistry::with_file_tools(),
             workspaces: workspaces.clone(),
+            sandbox: sandbox.clone(),
         };
         let lifecycle = Arc::new(Lifecycle::default());
         let state = AppState {
             store,
             workspaces,
+            sandbox,
             llm: llm.clone(),
             profiles: Arc::new(runner_config.profiles.clone()),
             auth: Arc::new(auth),
@@ -515,7 +513,13 @@ pub async fn work(settings: Settings) -> anyhow::Result<()> {
         anyhow::bail!("AGENTD_WORKERS is 0: a worker process with no workers would do nothing");
     }
     let runner = Runner::start(
-        RunnerDeps { store, llm, tools: ToolRegistry::with_file_tools(), workspaces },
+        RunnerDeps {
+            store,
+            llm,
+            tools: ToolRegistry::with_file_tools(),
+            workspaces,
+            sandbox: agentd_sandbox::Sandbox::new(settings.sandbox.clone()).await,
+        },
         config,
     );
     tracing::info!(
