@@ -35,7 +35,9 @@ start() {
 }
 
 start
-echo "# agentd $("$BIN" --version | cut -d' ' -f2), $(nproc) cores, database: ${AGENTD_BENCH_DATABASE_URL:+postgres}${AGENTD_BENCH_DATABASE_URL:-sqlite}"
+backend=sqlite
+[ -n "${AGENTD_BENCH_DATABASE_URL:-}" ] && backend=postgres
+echo "# agentd $("$BIN" --version | cut -d' ' -f2), $(nproc) cores, database: $backend"
 for path in /health /health/ready; do
   # Warm up: connections, the runtime's threads, the database pool.
   oha --no-tui -z 3s -q "$RATE" -c "$CONNECTIONS" "http://127.0.0.1:$PORT$path" >/dev/null
