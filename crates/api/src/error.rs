@@ -201,9 +201,11 @@ impl ApiError {
 impl From<agentd_sandbox::SandboxError> for ApiError {
     fn from(err: agentd_sandbox::SandboxError) -> Self {
         match err {
-            agentd_sandbox::SandboxError::Unavailable { reason } => Self::SandboxUnavailable(
-                format!("the command sandbox is unavailable on this server, so nothing was run: {reason}"),
-            ),
+            agentd_sandbox::SandboxError::Unavailable { reason } => {
+                Self::SandboxUnavailable(format!(
+                    "the command sandbox is unavailable on this server, so nothing was run: {reason}"
+                ))
+            }
             agentd_sandbox::SandboxError::InvalidCommand { reason } => {
                 Self::BadRequest(format!("invalid command: {reason}"))
             }

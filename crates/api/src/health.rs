@@ -3,7 +3,8 @@
 use std::time::Instant;
 
 use agentd_protocol::{
-    ErrorDetail, ErrorEnvelope, Health, Readiness, ReadinessCheck, SandboxSummary, SystemCapabilities,
+    ErrorDetail, ErrorEnvelope, Health, Readiness, ReadinessCheck, SandboxSummary,
+    SystemCapabilities,
 };
 use axum::extract::State;
 

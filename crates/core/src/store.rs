@@ -21,8 +21,9 @@ use crate::signal::Signals;
 use crate::usage::{NewUsage, UsageBucket, UsageQuery};
 use crate::user::{NewUser, User, UserPatch};
 use crate::workspace::{
-    ApplyOutcome, Author, Change, ChangeCursor, ContentHash, DeleteOutcome, FileContent, FileEdit, FileEntry, FileWrite,
-    NewChange, Precondition, RevertOutcome, WorkspaceLimits, WorkspaceResult, WriteOutcome,
+    ApplyOutcome, Author, Change, ChangeCursor, ContentHash, DeleteOutcome, FileContent, FileEdit,
+    FileEntry, FileWrite, NewChange, Precondition, RevertOutcome, WorkspaceLimits, WorkspaceResult,
+    WriteOutcome,
 };
 use crate::workspace_path::WorkspacePath;
 use crate::{

@@ -711,7 +711,9 @@ impl Attempt {
         let (Some(workdir), Some(workspace)) = (&self.workdir, &self.workspace) else {
             return Ok(());
         };
-        match workdir.sync(workspace.as_ref(), agentd_core::workspace::Author::Run(self.run.id)).await
+        match workdir
+            .sync(workspace.as_ref(), agentd_core::workspace::Author::Run(self.run.id))
+            .await
         {
             Ok(None) => Ok(()),
             Ok(Some(note)) => {

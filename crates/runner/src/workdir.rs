@@ -61,9 +61,10 @@ fn traversable_dir(dir: &Path) -> Result<(), WorkspaceError> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
 ) -> Result<T, WorkspaceError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|join| WorkspaceError::Io { op: "run a file task", source: std::io::Error::other(join) })?
+    tokio::task::spawn_blocking(f).await.map_err(|join| WorkspaceError::Io {
+        op: "run a file task",
+        source: std::io::Error::other(join),
+    })?
 }
 
 /// Every file of the project with its hash.
@@ -96,12 +97,9 @@ impl WorkDir {
         let run_root = runs_dir.map(|d| d.join(run.to_string()));
         let logs = run_root.as_ref().map(|r| r.join("logs"));
         match &project.workspace {
-            WorkspaceKind::Directory { root } => Ok(Some(Self {
-                path: PathBuf::from(root),
-                logs,
-                copy: None,
-                max_file_bytes,
-            })),
+            WorkspaceKind::Directory { root } => {
+                Ok(Some(Self { path: PathBuf::from(root), logs, copy: None, max_file_bytes }))
+            }
             WorkspaceKind::Managed => {
                 let (Some(runs_dir), Some(run_root)) = (runs_dir, run_root) else {
                     return Ok(None);
@@ -219,11 +217,15 @@ impl WorkDir {
             let mut edits = Vec::new();
             let mut skipped = Vec::new();
             let root_path = self.path.clone();
-            let wanted: Vec<WorkspacePath> =
-                touched.iter().filter(|p| on_disk.contains_key(**p)).map(|p| (*p).clone()).collect();
+            let wanted: Vec<WorkspacePath> = touched
+                .iter()
+                .filter(|p| on_disk.contains_key(**p))
+                .map(|p| (*p).clone())
+                .collect();
             let max = self.max_file_bytes;
             let contents = blocking(move || {
-                let root = BeneathRoot::open(&root_path).map_err(io_error("open the run's copy"))?;
+                let root =
+                    BeneathRoot::open(&root_path).map_err(io_error("open the run's copy"))?;
                 Ok(wanted
                     .into_iter()
                     .map(|p| {
@@ -307,8 +309,9 @@ impl LocalOnly {
     fn contains(&self, path: &WorkspacePath) -> bool {
         path.as_str() == ".git"
             || path.as_str().starts_with(".git/")
-            || self.0.as_ref().is_some_and(|g| {
-                g.matched_path_or_any_parents(path.as_str(), false).is_ignore()
-            })
+            || self
+                .0
+                .as_ref()
+                .is_some_and(|g| g.matched_path_or_any_parents(path.as_str(), false).is_ignore())
     }
 }

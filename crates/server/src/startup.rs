@@ -527,13 +527,7 @@ pub async fn work(settings: Settings) -> anyhow::Result<()> {
     }
     let sandbox = agentd_sandbox::Sandbox::new(settings.sandbox.clone()).await;
     let runner = Runner::start(
-        RunnerDeps {
-            store,
-            llm,
-            tools: build_tools(&settings, &sandbox)?,
-            workspaces,
-            sandbox,
-        },
+        RunnerDeps { store, llm, tools: build_tools(&settings, &sandbox)?, workspaces, sandbox },
         config,
     );
     tracing::info!(

@@ -11,8 +11,8 @@ use agentd_core::revision::{check_revision, revert_targets};
 use agentd_core::store::FileStore;
 use agentd_core::workspace::{
     ApplyOutcome, Author, Blob, Change, ChangeCursor, ContentHash, DeleteOutcome, FileContent,
-    FileEdit, FileEntry, FileWrite, NewChange, Precondition, RevertOutcome, WorkspaceError, WorkspaceLimits,
-    WorkspaceResult, WriteOutcome, detect_language,
+    FileEdit, FileEntry, FileWrite, NewChange, Precondition, RevertOutcome, WorkspaceError,
+    WorkspaceLimits, WorkspaceResult, WriteOutcome, detect_language,
 };
 use agentd_core::{ProjectId, StoreError, StoreResult, WorkspacePath};
 use time::OffsetDateTime;

@@ -210,10 +210,9 @@ impl Tool for Search {
         };
         let searched = tokio::task::spawn_blocking(move || run_search(&dir, &a)).await;
         match searched {
-            Ok(Ok(found)) if found.lines.is_empty() => ToolOutput::ok(format!(
-                "no matches ({} files searched)",
-                found.files_searched
-            )),
+            Ok(Ok(found)) if found.lines.is_empty() => {
+                ToolOutput::ok(format!("no matches ({} files searched)", found.files_searched))
+            }
             Ok(Ok(found)) => {
                 let mut out = found.lines.join("\n");
                 if found.more {
@@ -262,8 +261,9 @@ mod tests {
             ["docs/notes.md:1: a needle.*here", "src/main.rs:2:     let needle = 1;"]
         );
         assert!(!found.more);
-        let all = run_search(dir.path(), &args(json!({"pattern": "needle", "case_sensitive": false})))
-            .unwrap();
+        let all =
+            run_search(dir.path(), &args(json!({"pattern": "needle", "case_sensitive": false})))
+                .unwrap();
         assert!(all.lines.iter().any(|l| l.starts_with("src/lib.rs:1:")), "{:?}", all.lines);
         assert!(all.lines.iter().all(|l| !l.contains("target/") && !l.contains("build.log")));
         assert!(all.lines.iter().all(|l| !l.starts_with(".git/")));
@@ -276,8 +276,8 @@ mod tests {
             run_search(dir.path(), &args(json!({"pattern": "needle.*here", "literal": true})))
                 .unwrap();
         assert_eq!(literal.lines, ["docs/notes.md:1: a needle.*here"]);
-        let regex = run_search(dir.path(), &args(json!({"pattern": "e.*=", "literal": true})))
-            .unwrap();
+        let regex =
+            run_search(dir.path(), &args(json!({"pattern": "e.*=", "literal": true}))).unwrap();
         assert!(regex.lines.is_empty(), "{:?}", regex.lines);
         assert!(run_search(dir.path(), &args(json!({"pattern": "("}))).is_err());
     }

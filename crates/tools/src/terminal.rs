@@ -177,7 +177,10 @@ impl Tool for RunTerminal {
             }
             Decision::Prompt => Assessment::Risky {
                 risk: Risk::High,
-                reason: format!("a command rule asks for approval: {}", rules_text(&verdict, Decision::Prompt)),
+                reason: format!(
+                    "a command rule asks for approval: {}",
+                    rules_text(&verdict, Decision::Prompt)
+                ),
                 grant_key: grant_key(command),
             },
             Decision::Allow if verdict.matched.iter().any(|m| m.decision == Decision::Allow) => {
@@ -338,7 +341,11 @@ mod tests {
         let outcome = |status| CommandOutcome {
             status,
             duration_ms: 7,
-            output: Output { head: b"first\n".to_vec(), tail: b"last\n".to_vec(), total_bytes: 100 },
+            output: Output {
+                head: b"first\n".to_vec(),
+                tail: b"last\n".to_vec(),
+                total_bytes: 100,
+            },
             log: None,
             pids_limit_reached: false,
             isolated: true,

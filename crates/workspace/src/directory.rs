@@ -370,12 +370,13 @@ impl Workspace for DirectoryWorkspace {
                 planned.sort_by_key(|c| (c.new.is_some(), c.path.clone()));
                 let mut done: Vec<&NewChange> = Vec::new();
                 for change in &planned {
-                    let step = root.slot(&change.path, change.new.is_some()).and_then(|slot| {
-                        match &change.new {
-                            Some(blob) => slot.replace(&blob.content).map(|_| ()),
-                            None => slot.remove(),
-                        }
-                    });
+                    let step =
+                        root.slot(&change.path, change.new.is_some()).and_then(
+                            |slot| match &change.new {
+                                Some(blob) => slot.replace(&blob.content).map(|_| ()),
+                                None => slot.remove(),
+                            },
+                        );
                     if let Err(e) = step {
                         undo(root, &done);
                         return Err(e);

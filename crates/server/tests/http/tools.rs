@@ -23,7 +23,10 @@ fn data_dir() -> tempfile::TempDir {
     dir
 }
 
-async fn app(data: &tempfile::TempDir, configure: impl FnOnce(&mut agentd_server::Settings)) -> (TestApp, FakeLlm) {
+async fn app(
+    data: &tempfile::TempDir,
+    configure: impl FnOnce(&mut agentd_server::Settings),
+) -> (TestApp, FakeLlm) {
     let path = data.path().to_path_buf();
     spawn_app_with_llm(|s| {
         s.data_dir = path;
@@ -95,9 +98,8 @@ async fn an_approved_command_runs_in_the_sandbox_and_the_diff_shows_the_runs_wor
     let (user, token) = app.signed_in("tools@example.com", Role::Member).await;
     let project = app.project(&user).await.id.to_string();
     assert_eq!(put_file(&app, &token, &project, "src/greeting.txt", "hello\n").await.status(), 201);
-    let before = get(&app, &token, &format!("/v1/projects/{project}")).await["revision"]
-        .as_i64()
-        .unwrap();
+    let before =
+        get(&app, &token, &format!("/v1/projects/{project}")).await["revision"].as_i64().unwrap();
     fake.push([
         Reply::tool_call(
             "edit_file",
@@ -127,13 +129,10 @@ async fn an_approved_command_runs_in_the_sandbox_and_the_diff_shows_the_runs_wor
     let third = fake.requests()[2].body.to_string();
     assert!(third.contains("exit code 0"), "{third}");
     assert!(third.contains("65534"), "the command ran as the sandbox uid: {third}");
-    let changes = get(&app, &token, &format!("/v1/projects/{project}/changes?since={before}")).await;
-    let authors: Vec<&str> = changes["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["author"].as_str().unwrap())
-        .collect();
+    let changes =
+        get(&app, &token, &format!("/v1/projects/{project}/changes?since={before}")).await;
+    let authors: Vec<&str> =
+        changes["data"].as_array().unwrap().iter().map(|c| c["author"].as_str().unwrap()).collect();
     assert_eq!(authors, [format!("run:{run}"), format!("run:{run}")], "{changes}");
     let diff = app
         .client

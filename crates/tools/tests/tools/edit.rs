@@ -22,7 +22,11 @@ async fn project(files: &[(&str, &str)]) -> Project {
     let db = TestDatabase::sqlite();
     let store = db.open().await.store();
     let owner = store
-        .create_user(NewUser { email: "o@example.com".into(), password_hash: "x".into(), role: Role::Member })
+        .create_user(NewUser {
+            email: "o@example.com".into(),
+            password_hash: "x".into(),
+            role: Role::Member,
+        })
         .await
         .unwrap();
     let project = store.create_project(NewProject::managed(owner.id, "p")).await.unwrap();
@@ -48,12 +52,18 @@ async fn a_replacement_must_be_unique_unless_replace_all() {
     let ctx = crate::context(Some(p.ws.clone()), None, None);
     let tool = EditFile::new();
     let twice = tool
-        .call(&ctx, json!({"path": "src/lib.rs", "old_string": "let x = 1;", "new_string": "let x = 3;"}))
+        .call(
+            &ctx,
+            json!({"path": "src/lib.rs", "old_string": "let x = 1;", "new_string": "let x = 3;"}),
+        )
         .await;
     assert!(twice.is_error && twice.content.contains("occurs 2 times"), "{}", twice.content);
     assert_eq!(read(&p, "src/lib.rs").await, "let x = 1;\nlet x = 1;\nlet y = 2;\n");
     let once = tool
-        .call(&ctx, json!({"path": "src/lib.rs", "old_string": "let y = 2;", "new_string": "let y = 5;"}))
+        .call(
+            &ctx,
+            json!({"path": "src/lib.rs", "old_string": "let y = 2;", "new_string": "let y = 5;"}),
+        )
         .await;
     assert!(!once.is_error, "{}", once.content);
     let all = tool
@@ -64,9 +74,8 @@ async fn a_replacement_must_be_unique_unless_replace_all() {
         .await;
     assert!(!all.is_error, "{}", all.content);
     assert_eq!(read(&p, "src/lib.rs").await, "let x = 9;\nlet x = 9;\nlet y = 5;\n");
-    let missing = tool
-        .call(&ctx, json!({"path": "nope.rs", "old_string": "a", "new_string": "b"}))
-        .await;
+    let missing =
+        tool.call(&ctx, json!({"path": "nope.rs", "old_string": "a", "new_string": "b"})).await;
     assert!(missing.is_error && missing.content.contains("no such file"), "{}", missing.content);
 }
 
