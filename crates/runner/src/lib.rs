@@ -60,7 +60,7 @@ pub struct RunnerConfig {
     pub approval_ttl: Duration,
     /// The agent types.
     pub profiles: BTreeMap<String, AgentProfile>,
-    /// Where each run gets its directory (`<runs_dir>/<run_id>`: `work/`, the copy of a
+    /// Where each run gets its directory (`<runs_dir>/<run_id>`: `work-<attempt>/`, the copy of a
     /// managed workspace, and `logs/`, its commands' full logs). `None` leaves managed runs
     /// without a directory, so commands and searches cannot run.
     pub runs_dir: Option<std::path::PathBuf>,

@@ -339,6 +339,7 @@ async fn prepare(shared: &Shared, run: &Run) -> Result<Prepared, Finish> {
                 let workdir = WorkDir::prepare(
                     shared.config.runs_dir.as_deref(),
                     run.id,
+                    run.attempt,
                     &project,
                     &workspace,
                     shared.deps.workspaces.limits().max_file_bytes,

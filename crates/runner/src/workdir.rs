@@ -5,7 +5,7 @@
 //!   tools write to it through the workspace (recording revisions), and commands change it
 //!   directly.
 //! - A **managed** workspace lives in the database, so each attempt materialises it into
-//!   `<runs_dir>/<run_id>/work` and removes that copy when the attempt ends (a resumed attempt
+//!   `<runs_dir>/<run_id>/work-<attempt>` and removes that copy when the attempt ends (a resumed attempt
 //!   materialises it again from the project). The project stays the source of truth: the file
 //!   tools keep writing through the workspace, and after every call of a tool with side effects
 //!   [`WorkDir::sync`] reconciles the two against a manifest of the copy as last synced: what
@@ -90,6 +90,7 @@ impl WorkDir {
     pub(crate) async fn prepare(
         runs_dir: Option<&Path>,
         run: RunId,
+        attempt: u32,
         project: &Project,
         ws: &Arc<dyn Workspace>,
         max_file_bytes: u64,
@@ -105,21 +106,26 @@ impl WorkDir {
                     return Ok(None);
                 };
                 let files = project_files(ws.as_ref()).await?;
-                let work = run_root.join("work");
-                let (runs_dir, run_root2, work2) =
-                    (runs_dir.to_path_buf(), run_root.clone(), work.clone());
+                // One copy per attempt, so that an attempt that lost its lease and ends late
+                // never removes the copy of the attempt that took over.
+                let name = format!("work-{attempt}");
+                let (runs_dir, run_root2) = (runs_dir.to_path_buf(), run_root.clone());
                 let path = blocking(move || {
                     traversable_dir(&runs_dir)?;
                     traversable_dir(&run_root2)?;
                     // A resumed attempt starts again from the project, not from what a crashed
                     // one left behind.
-                    match std::fs::remove_dir_all(&work2) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io_error("clear the run's copy")(e)),
+                    let entries = std::fs::read_dir(&run_root2)
+                        .map_err(io_error("list the run directory"))?;
+                    for entry in entries.flatten() {
+                        if entry.file_name().to_string_lossy().starts_with("work") {
+                            std::fs::remove_dir_all(entry.path())
+                                .map_err(io_error("clear an earlier copy"))?;
+                        }
                     }
-                    std::fs::create_dir(&work2).map_err(io_error("create the run's copy"))?;
-                    std::fs::canonicalize(&work2).map_err(io_error("resolve the run's copy"))
+                    let work = run_root2.join(name);
+                    std::fs::create_dir(&work).map_err(io_error("create the run's copy"))?;
+                    std::fs::canonicalize(&work).map_err(io_error("resolve the run's copy"))
                 })
                 .await?;
                 let dir = Self {

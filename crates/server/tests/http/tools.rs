@@ -147,7 +147,12 @@ async fn an_approved_command_runs_in_the_sandbox_and_the_diff_shows_the_runs_wor
     assert!(diff.contains("+hello, world"), "{diff}");
     assert!(diff.contains("+HELLO, WORLD"), "{diff}");
     // The run's copy of the project is gone; reverting undoes the run.
-    assert!(!data.path().join("runs").join(&run).join("work").exists());
+    let run_dir = data.path().join("runs").join(&run);
+    let left: Vec<_> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["logs"], "the copies are gone, the command's log stays");
     let res = app
         .client
         .post(app.url(&format!("/v1/projects/{project}/revert")))
