@@ -89,6 +89,9 @@ pub enum ApiError {
         #[source]
         source: Option<BoxError>,
     },
+    /// 503 `sandbox_unavailable`: commands cannot run because the sandbox cannot be set up.
+    #[error("{0}")]
+    SandboxUnavailable(String),
     /// 500: agentd failed. The source is logged; the client sees a generic message.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -170,6 +173,9 @@ impl ApiError {
             Self::Unavailable { message, .. } => {
                 (ErrorType::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE, message.clone())
             }
+            Self::SandboxUnavailable(m) => {
+                (ErrorType::SandboxUnavailable, StatusCode::SERVICE_UNAVAILABLE, m.clone())
+            }
             Self::Internal(_) => {
                 (ErrorType::InternalError, StatusCode::INTERNAL_SERVER_ERROR, self.to_string())
             }
@@ -188,6 +194,22 @@ impl ApiError {
             Self::ContextOverflow(m) => {
                 (ErrorType::ContextOverflow, StatusCode::BAD_REQUEST, m.clone())
             }
+        }
+    }
+}
+
+impl From<agentd_sandbox::SandboxError> for ApiError {
+    fn from(err: agentd_sandbox::SandboxError) -> Self {
+        match err {
+            agentd_sandbox::SandboxError::Unavailable { reason } => {
+                Self::SandboxUnavailable(format!(
+                    "the command sandbox is unavailable on this server, so nothing was run: {reason}"
+                ))
+            }
+            agentd_sandbox::SandboxError::InvalidCommand { reason } => {
+                Self::BadRequest(format!("invalid command: {reason}"))
+            }
+            log @ agentd_sandbox::SandboxError::Log { .. } => Self::Internal(Box::new(log)),
         }
     }
 }
@@ -303,6 +325,7 @@ impl IntoResponse for ApiError {
             | Self::PayloadTooLarge(_)
             | Self::UnsupportedMediaType(_)
             | Self::NoLlmConfigured(_)
+            | Self::SandboxUnavailable(_)
             | Self::LlmTimeout
             | Self::ContextOverflow(_) => (vec![], None),
         };

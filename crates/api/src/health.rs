@@ -2,7 +2,10 @@
 
 use std::time::Instant;
 
-use agentd_protocol::{ErrorDetail, ErrorEnvelope, Health, Readiness, ReadinessCheck};
+use agentd_protocol::{
+    ErrorDetail, ErrorEnvelope, Health, Readiness, ReadinessCheck, SandboxSummary,
+    SystemCapabilities,
+};
 use axum::extract::State;
 
 use crate::error::{ApiError, ApiResult};
@@ -26,7 +29,9 @@ pub async fn health() -> ApiJson<Health> {
 }
 
 /// Readiness: every dependency answers within the readiness timeout and the server is not
-/// draining.
+/// draining. The sandbox probe's result is shown but does not decide readiness: without a
+/// sandbox the API and runs still work, and only command tools are refused
+/// (`sandbox_unavailable`), which a load balancer cannot fix by routing elsewhere.
 #[utoipa::path(
     get,
     path = "/health/ready",
@@ -58,6 +63,10 @@ pub async fn ready(State(state): State<AppState>) -> ApiResult<ApiJson<Readiness
                 status: "ok".into(),
                 latency_ms,
             }],
+            sandbox: SandboxSummary {
+                mode: state.sandbox.capabilities().mode.to_string(),
+                available: state.sandbox.is_available(),
+            },
         })),
         Ok(Err(err)) => Err(ApiError::Unavailable {
             message: "not ready: the database is unreachable".into(),
@@ -73,4 +82,27 @@ pub async fn ready(State(state): State<AppState>) -> ApiResult<ApiJson<Readiness
             source: None,
         }),
     }
+}
+
+/// What the start-up probe found: the sandbox commands run in (bubblewrap, namespaces,
+/// seccomp, cgroups, the uid, a trial command), for operators and clients deciding whether
+/// command tools will work.
+#[utoipa::path(
+    get,
+    path = "/v1/system/capabilities",
+    tag = "system",
+    operation_id = "system_capabilities",
+    responses(
+        (status = 200, description = "The capabilities of this server.", body = SystemCapabilities),
+        (status = 401, description = "Not signed in.", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+pub(crate) async fn capabilities(
+    State(state): State<AppState>,
+    crate::auth::middleware::Caller(_caller): crate::auth::middleware::Caller,
+) -> ApiResult<ApiJson<SystemCapabilities>> {
+    let sandbox = serde_json::to_value(state.sandbox.capabilities())
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(ApiJson(SystemCapabilities { sandbox }))
 }

@@ -17,6 +17,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
     modifiers(&SecuritySchemes),
     tags(
         (name = "health", description = "Liveness and readiness"),
+        (name = "system", description = "What this server can do: the sandbox probe"),
         (name = "auth", description = "Sign-in, token refresh, sign-out, CSRF tokens"),
         (name = "users", description = "Users (managed by admins) and the caller"),
         (name = "api-keys", description = "API keys for services"),

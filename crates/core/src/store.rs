@@ -21,8 +21,9 @@ use crate::signal::Signals;
 use crate::usage::{NewUsage, UsageBucket, UsageQuery};
 use crate::user::{NewUser, User, UserPatch};
 use crate::workspace::{
-    Author, Change, ChangeCursor, ContentHash, DeleteOutcome, FileContent, FileEntry, FileWrite,
-    NewChange, Precondition, RevertOutcome, WorkspaceLimits, WorkspaceResult, WriteOutcome,
+    ApplyOutcome, Author, Change, ChangeCursor, ContentHash, DeleteOutcome, FileContent, FileEdit,
+    FileEntry, FileWrite, NewChange, Precondition, RevertOutcome, WorkspaceLimits, WorkspaceResult,
+    WriteOutcome,
 };
 use crate::workspace_path::WorkspacePath;
 use crate::{
@@ -234,6 +235,16 @@ pub trait FileStore: Send + Sync + std::fmt::Debug {
         author: Author,
         limits: WorkspaceLimits,
     ) -> WorkspaceResult<RevertOutcome>;
+    /// Applies writes and deletes of managed files (distinct paths) as one new revision, or
+    /// none: every precondition is checked first, then the tree, file and project limits.
+    /// Returns the current revision and no paths when nothing differs.
+    async fn apply_files(
+        &self,
+        project: ProjectId,
+        edits: Vec<FileEdit>,
+        author: Author,
+        limits: WorkspaceLimits,
+    ) -> WorkspaceResult<ApplyOutcome>;
     /// Records changes made outside the database (to a directory workspace) as one new
     /// revision, keeping both contents as blobs. Returns the new revision, or the current one
     /// when `changes` is empty.

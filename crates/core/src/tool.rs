@@ -39,6 +39,11 @@ pub struct ToolContext {
     /// The directory commands run in: a directory workspace's root, or the per-run copy of a
     /// managed one. `None` when the run has no project.
     pub dir: Option<std::path::PathBuf>,
+    /// Whether commands may use the network: the project's `sandbox.network` setting, or
+    /// `None` for the sandbox's default.
+    pub network: Option<bool>,
+    /// Where command tools keep the full logs of this run's commands.
+    pub log_dir: Option<std::path::PathBuf>,
     /// Cancelled when the run is cancelled or its worker stops.
     pub cancel: CancellationToken,
 }

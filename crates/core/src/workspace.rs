@@ -330,6 +330,37 @@ impl Blob {
     }
 }
 
+/// One file of a batch applied as a whole ([`Workspace::apply`]): its new content, or its
+/// deletion, if its precondition holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEdit {
+    /// The file.
+    pub path: WorkspacePath,
+    /// The new content; `None` deletes the file.
+    pub content: Option<Vec<u8>>,
+    /// What must hold for the file before the batch.
+    pub precondition: Precondition,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// The project's revision afterwards: a new one, or the current one when nothing changed.
+    pub revision: i64,
+    /// The files that changed (identical content is not a change), in path order.
+    pub changed: Vec<WorkspacePath>,
+}
+
+/// Keeps the last edit of each path, in path order.
+#[must_use]
+pub fn distinct_edits(edits: Vec<FileEdit>) -> Vec<FileEdit> {
+    let mut by_path = std::collections::BTreeMap::new();
+    for edit in edits {
+        by_path.insert(edit.path.clone(), edit);
+    }
+    by_path.into_values().collect()
+}
+
 /// A change made outside the database (to a directory workspace) to be recorded in the log,
 /// with both contents so that diffs and reverts can show and restore them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -467,6 +498,11 @@ pub trait Workspace: Send + Sync + fmt::Debug {
     /// Restores every file changed after revision `to` to its content at `to` (deleting files
     /// created since), as one new revision.
     async fn revert(&self, to: i64, author: Author) -> WorkspaceResult<RevertOutcome>;
+
+    /// Applies several writes and deletes as one revision, or none of them: every precondition
+    /// is checked first, against the state before the batch; a repeated path counts once (the
+    /// last edit wins). Deleting a file that does not exist is `FileNotFound`.
+    async fn apply(&self, edits: Vec<FileEdit>, author: Author) -> WorkspaceResult<ApplyOutcome>;
 }
 
 /// A workspace whose files live in the database.
@@ -524,6 +560,15 @@ impl Workspace for ManagedWorkspace {
 
     async fn revert(&self, to: i64, author: Author) -> WorkspaceResult<RevertOutcome> {
         self.store.revert_files(self.project, to, author, self.limits).await
+    }
+
+    async fn apply(&self, edits: Vec<FileEdit>, author: Author) -> WorkspaceResult<ApplyOutcome> {
+        for edit in &edits {
+            if let Some(content) = &edit.content {
+                self.limits.check_file(content.len() as u64)?;
+            }
+        }
+        self.store.apply_files(self.project, distinct_edits(edits), author, self.limits).await
     }
 }
 

@@ -62,6 +62,9 @@ pub enum ErrorType {
     LlmUpstreamError,
     /// 400: the request does not fit the model's context window.
     ContextOverflow,
+    /// 503: the OS sandbox commands run in cannot be set up on this server (see
+    /// `GET /v1/system/capabilities`); nothing was run.
+    SandboxUnavailable,
 }
 
 impl ErrorType {
@@ -92,6 +95,7 @@ impl ErrorType {
             Self::LlmTimeout => 504,
             Self::LlmUpstreamError => 502,
             Self::ContextOverflow => 400,
+            Self::SandboxUnavailable => 503,
         }
     }
 
@@ -145,6 +149,7 @@ impl ErrorType {
             Self::LlmTimeout => "llm_timeout",
             Self::LlmUpstreamError => "llm_upstream_error",
             Self::ContextOverflow => "context_overflow",
+            Self::SandboxUnavailable => "sandbox_unavailable",
         }
     }
 }
@@ -204,7 +209,7 @@ impl ErrorDetail {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorType; 24] = [
+    const ALL: [ErrorType; 25] = [
         ErrorType::BadRequest,
         ErrorType::InvalidPath,
         ErrorType::WorkspaceNotAllowed,
@@ -229,11 +234,12 @@ mod tests {
         ErrorType::LlmTimeout,
         ErrorType::LlmUpstreamError,
         ErrorType::ContextOverflow,
+        ErrorType::SandboxUnavailable,
     ];
 
     /// Types that refine a general type sharing their status.
     /// Types that refine a general type with the same status; a bare status maps to the general.
-    const REFINEMENTS: [(ErrorType, ErrorType); 10] = [
+    const REFINEMENTS: [(ErrorType, ErrorType); 11] = [
         (ErrorType::ConversationBusy, ErrorType::Conflict),
         (ErrorType::ApprovalDecided, ErrorType::Conflict),
         (ErrorType::ApprovalExpired, ErrorType::Conflict),
@@ -244,6 +250,7 @@ mod tests {
         (ErrorType::LlmTimeout, ErrorType::Timeout),
         (ErrorType::LlmUpstreamError, ErrorType::InternalError),
         (ErrorType::ContextOverflow, ErrorType::BadRequest),
+        (ErrorType::SandboxUnavailable, ErrorType::ServiceUnavailable),
     ];
 
     #[test]

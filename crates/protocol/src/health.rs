@@ -22,6 +22,29 @@ pub struct Readiness {
     pub version: String,
     /// One entry per dependency checked.
     pub checks: Vec<ReadinessCheck>,
+    /// What the sandbox probe found at start-up. An unavailable sandbox does not make the
+    /// server unready (only command tools are refused, with `sandbox_unavailable`); the full
+    /// report is at `GET /v1/system/capabilities`.
+    pub sandbox: SandboxSummary,
+}
+
+/// The sandbox as readiness shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxSummary {
+    /// `bwrap` or `none` (`AGENTD_SANDBOX`).
+    pub mode: String,
+    /// Whether commands can run.
+    pub available: bool,
+}
+
+/// `GET /v1/system/capabilities`: what this server can do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SystemCapabilities {
+    /// The sandbox probe's report: `mode`, `available`, `reasons`, `bwrap`, `user_namespaces`,
+    /// `seccomp`, `cgroup`, `landlock_abi`, `uid`, `gid`, `network_default`, `trial`,
+    /// `probe_duration_ms` (see `docs/sandbox.md`).
+    #[schema(value_type = Object)]
+    pub sandbox: serde_json::Value,
 }
 
 /// The outcome of one readiness check.

@@ -16,5 +16,5 @@ pub mod run;
 pub mod usage;
 
 pub use error::{ErrorBody, ErrorDetail, ErrorEnvelope, ErrorType};
-pub use health::{Health, Readiness, ReadinessCheck};
+pub use health::{Health, Readiness, ReadinessCheck, SandboxSummary, SystemCapabilities};
 pub use list::{ListResponse, PageQuery};

@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::RunnerConfig;
 use crate::profile::{AgentProfile, ApprovalPolicy};
+use crate::workdir::WorkDir;
 
 /// What an attempt ended with.
 #[derive(Debug)]
@@ -104,6 +105,10 @@ pub(crate) struct Attempt {
     pub(crate) profile: AgentProfile,
     pub(crate) tools: Vec<Arc<dyn Tool>>,
     pub(crate) workspace: Option<Arc<dyn Workspace>>,
+    /// Where commands and searches work (see `workdir`).
+    pub(crate) workdir: Option<Arc<WorkDir>>,
+    /// The project's network setting for commands, if it has one.
+    pub(crate) network: Option<bool>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) llm: Arc<LlmRouter>,
     pub(crate) config: Arc<RunnerConfig>,
@@ -680,10 +685,16 @@ impl Attempt {
                 let ctx = ToolContext {
                     run_id: self.run.id,
                     workspace: self.workspace.clone(),
-                    dir: None,
+                    dir: self.workdir.as_ref().map(|w| w.path.clone()),
+                    network: self.network,
+                    log_dir: self.workdir.as_ref().and_then(|w| w.logs.clone()),
                     cancel: self.cancel.clone(),
                 };
-                tool.call(&ctx, call.arguments.clone()).await
+                let mut output = tool.call(&ctx, call.arguments.clone()).await;
+                if side_effects {
+                    self.sync_workdir(&mut output).await?;
+                }
+                output
             }
             None => ToolOutput::error(format!(
                 "there is no tool named {:?}; the tools are: {}",
@@ -692,6 +703,34 @@ impl Attempt {
             )),
         };
         self.complete_tool(step, call, &output, messages).await
+    }
+
+    /// After a call with side effects, brings the project and the run's copy of it back in
+    /// step (see `workdir`); a change that could not be kept is noted in the call's result.
+    async fn sync_workdir(&self, output: &mut ToolOutput) -> Result<(), Stop> {
+        let (Some(workdir), Some(workspace)) = (&self.workdir, &self.workspace) else {
+            return Ok(());
+        };
+        match workdir
+            .sync(workspace.as_ref(), agentd_core::workspace::Author::Run(self.run.id))
+            .await
+        {
+            Ok(None) => Ok(()),
+            Ok(Some(note)) => {
+                output.content.push('\n');
+                output.content.push_str(&note);
+                Ok(())
+            }
+            // The call's effects are uncertain in the project: leave the step started, so that
+            // a later attempt (which starts from the project) reports its outcome as unknown.
+            Err(err) => Err(Stop::Finish(Finish::Retry {
+                after: self.config.retry_delay(self.run.failures),
+                error: RunError::new(
+                    "workspace_unavailable",
+                    format!("could not save the working directory's changes: {err}"),
+                ),
+            })),
+        }
     }
 
     /// Records a tool call's result (in the journal and as `tool.result`) and gives it to the

@@ -11,6 +11,7 @@ mod agent;
 pub mod maintenance;
 mod pool;
 pub mod profile;
+mod workdir;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -59,6 +60,10 @@ pub struct RunnerConfig {
     pub approval_ttl: Duration,
     /// The agent types.
     pub profiles: BTreeMap<String, AgentProfile>,
+    /// Where each run gets its directory (`<runs_dir>/<run_id>`: `work-<attempt>/`, the copy of a
+    /// managed workspace, and `logs/`, its commands' full logs). `None` leaves managed runs
+    /// without a directory, so commands and searches cannot run.
+    pub runs_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RunnerConfig {
@@ -82,6 +87,7 @@ impl Default for RunnerConfig {
             sweep_interval: Duration::from_secs(600),
             approval_ttl: Duration::from_secs(24 * 3600),
             profiles: profile::builtins(),
+            runs_dir: None,
         }
     }
 }

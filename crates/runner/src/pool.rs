@@ -18,6 +18,7 @@ use tracing::Instrument as _;
 
 use crate::RunnerConfig;
 use crate::agent::{Attempt, Outcome, Progress};
+use crate::workdir::WorkDir;
 
 /// What workers work with.
 #[derive(Debug, Clone)]
@@ -247,13 +248,15 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
         progress.clone(),
     ));
     let outcome = match prepare(shared, &run).await {
-        Ok((profile, tools, workspace)) => {
-            Attempt {
+        Ok(Prepared { profile, tools, workspace, workdir, network }) => {
+            let outcome = Attempt {
                 run,
                 lease: lease.clone(),
                 profile,
                 tools,
                 workspace,
+                workdir: workdir.clone(),
+                network,
                 store: store.clone(),
                 llm: shared.deps.llm.clone(),
                 config: shared.config.clone(),
@@ -262,7 +265,13 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
                 progress,
             }
             .execute()
-            .await
+            .await;
+            // The copy of a managed workspace lives for one attempt: everything it changed is
+            // in the project by now, and a later attempt starts from the project again.
+            if let Some(workdir) = &workdir {
+                workdir.remove().await;
+            }
+            outcome
         }
         Err(finish) => Outcome::Finish(finish),
     };
@@ -295,13 +304,16 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
     }
 }
 
-type Prepared = (
-    crate::AgentProfile,
-    Vec<Arc<dyn agentd_core::tool::Tool>>,
-    Option<Arc<dyn agentd_core::Workspace>>,
-);
+/// What an attempt works with.
+struct Prepared {
+    profile: crate::AgentProfile,
+    tools: Vec<Arc<dyn agentd_core::tool::Tool>>,
+    workspace: Option<Arc<dyn agentd_core::Workspace>>,
+    workdir: Option<Arc<WorkDir>>,
+    network: Option<bool>,
+}
 
-/// The run's profile, tools and workspace, or the reason it cannot run.
+/// The run's profile, tools, workspace and working directory, or the reason it cannot run.
 async fn prepare(shared: &Shared, run: &Run) -> Result<Prepared, Finish> {
     let failed = |t: &str, m: String| Finish::Done {
         status: RunStatus::Failed,
@@ -316,22 +328,38 @@ async fn prepare(shared: &Shared, run: &Run) -> Result<Prepared, Finish> {
         .tools
         .select(&profile.tools)
         .map_err(|e| failed("agent_misconfigured", format!("agent {:?}: {e}", run.agent)))?;
-    let workspace = match run.project_id {
-        None => None,
+    let unavailable = |err: agentd_core::WorkspaceError| Finish::Retry {
+        after: shared.config.retry_delay(run.failures),
+        error: RunError::new("workspace_unavailable", err.to_string()),
+    };
+    let (workspace, workdir, network) = match run.project_id {
+        None => (None, None, None),
         Some(project) => match shared.deps.workspaces.open(None, project).await {
-            Ok((_, workspace)) => Some(workspace),
+            Ok((project, workspace)) => {
+                let workdir = WorkDir::prepare(
+                    shared.config.runs_dir.as_deref(),
+                    run.id,
+                    run.attempt,
+                    &project,
+                    &workspace,
+                    shared.deps.workspaces.limits().max_file_bytes,
+                )
+                .await
+                .map_err(unavailable)?;
+                let network = project
+                    .settings
+                    .get("sandbox")
+                    .and_then(|s| s.get("network"))
+                    .and_then(serde_json::Value::as_bool);
+                (Some(workspace), workdir.map(Arc::new), network)
+            }
             Err(agentd_core::WorkspaceError::Store(StoreError::NotFound { .. })) => {
                 return Err(failed("project_not_found", "the run's project was deleted".into()));
             }
-            Err(err) => {
-                return Err(Finish::Retry {
-                    after: shared.config.retry_delay(run.failures),
-                    error: RunError::new("workspace_unavailable", err.to_string()),
-                });
-            }
+            Err(err) => return Err(unavailable(err)),
         },
     };
-    Ok((profile, tools, workspace))
+    Ok(Prepared { profile, tools, workspace, workdir, network })
 }
 
 /// Renews the lease every third of its length, publishes progress, and interrupts the attempt

@@ -110,8 +110,11 @@ fn builtin(name: &str, description: &str, role: &str, tools: &[&str]) -> AgentPr
 /// The built-in profiles.
 #[must_use]
 pub fn builtins() -> BTreeMap<String, AgentProfile> {
-    let read = ["list_files", "read_file"];
-    let write = ["list_files", "read_file", "write_file"];
+    let read = ["list_files", "read_file", "search"];
+    let write = ["list_files", "read_file", "search", "write_file", "edit_file"];
+    // The code agent builds and tests its change; the QA agent runs the tests it reviews.
+    let code = ["list_files", "read_file", "search", "write_file", "edit_file", "run_terminal"];
+    let qa = ["list_files", "read_file", "search", "run_terminal"];
     [
         builtin(
             "research",
@@ -128,8 +131,9 @@ pub fn builtins() -> BTreeMap<String, AgentProfile> {
             "You are a software engineer. Implement the requested change in this project with \
              small, correct edits that follow the conventions already in the code. Understand the \
              relevant code first, keep unrelated code as it is, and add or update tests when the \
-             project has them. Explain any assumption you had to make.",
-            &write,
+             project has them. Run the project's build and tests with run_terminal when it \
+             has them, and fix what fails. Explain any assumption you had to make.",
+            &code,
         ),
         builtin(
             "qa",
@@ -137,8 +141,9 @@ pub fn builtins() -> BTreeMap<String, AgentProfile> {
             "You are a QA engineer. Examine the project for defects related to the task: wrong \
              behaviour, missing error handling, untested paths, inconsistencies between code and \
              documentation. Report each finding with its location, why it is a defect, and how to \
-             reproduce or fix it, ordered by severity. Do not modify files.",
-            &read,
+             reproduce or fix it, ordered by severity. Run the tests with run_terminal to back \
+             your findings. Do not modify files.",
+            &qa,
         ),
         builtin(
             "wireframe",
@@ -239,6 +244,11 @@ mod tests {
         }
         assert!(p["code"].tools.contains(&"write_file".to_owned()));
         assert!(!p["research"].tools.contains(&"write_file".to_owned()));
+        for tool in ["run_terminal", "search", "edit_file"] {
+            assert!(p["code"].tools.contains(&tool.to_owned()), "{tool}");
+        }
+        assert!(p["qa"].tools.contains(&"run_terminal".to_owned()));
+        assert!(!p["qa"].tools.contains(&"edit_file".to_owned()));
     }
 
     #[test]

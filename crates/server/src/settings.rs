@@ -847,6 +847,7 @@ impl Settings {
             profiles: agentd_runner::profile::resolve(
                 self.agents.iter().map(|(name, a)| (name.clone(), a.overrides())).collect(),
             ),
+            runs_dir: Some(self.data_dir.join("runs")),
             ..agentd_runner::RunnerConfig::default()
         }
     }

@@ -185,6 +185,19 @@ async fn rate_limiter(settings: &Settings) -> Result<Arc<RateLimiter>, StartupEr
     }
 }
 
+/// Every built-in tool, running commands in `sandbox` under the configured command policy.
+///
+/// # Errors
+/// When the command policy is invalid (validation normally caught it already).
+pub fn build_tools(
+    settings: &Settings,
+    sandbox: &agentd_sandbox::Sandbox,
+) -> Result<ToolRegistry, StartupError> {
+    let policy = agentd_core::CommandPolicy::from_settings(&settings.command_policy)
+        .map_err(|e| StartupError::Config(format!("command_policy: {e}")))?;
+    Ok(ToolRegistry::standard(sandbox.clone(), Arc::new(policy)))
+}
+
 /// The LLM router of the settings, recording usage in `store`.
 ///
 /// # Errors
@@ -240,7 +253,7 @@ impl Application {
         let runner = RunnerDeps {
             store: store.clone(),
             llm: llm.clone(),
-            tools: ToolRegistry::with_file_tools(),
+            tools: build_tools(&settings, &sandbox)?,
             workspaces: workspaces.clone(),
             sandbox: sandbox.clone(),
         };
@@ -512,14 +525,9 @@ pub async fn work(settings: Settings) -> anyhow::Result<()> {
     if config.workers == 0 {
         anyhow::bail!("AGENTD_WORKERS is 0: a worker process with no workers would do nothing");
     }
+    let sandbox = agentd_sandbox::Sandbox::new(settings.sandbox.clone()).await;
     let runner = Runner::start(
-        RunnerDeps {
-            store,
-            llm,
-            tools: ToolRegistry::with_file_tools(),
-            workspaces,
-            sandbox: agentd_sandbox::Sandbox::new(settings.sandbox.clone()).await,
-        },
+        RunnerDeps { store, llm, tools: build_tools(&settings, &sandbox)?, workspaces, sandbox },
         config,
     );
     tracing::info!(

@@ -10,9 +10,9 @@ use agentd_core::page::{Page, PageRequest};
 use agentd_core::revision::{check_revision, revert_targets};
 use agentd_core::store::FileStore;
 use agentd_core::workspace::{
-    Author, Blob, Change, ChangeCursor, ContentHash, DeleteOutcome, FileContent, FileEntry,
-    FileWrite, NewChange, Precondition, RevertOutcome, WorkspaceError, WorkspaceLimits,
-    WorkspaceResult, WriteOutcome, detect_language,
+    ApplyOutcome, Author, Blob, Change, ChangeCursor, ContentHash, DeleteOutcome, FileContent,
+    FileEdit, FileEntry, FileWrite, NewChange, Precondition, RevertOutcome, WorkspaceError,
+    WorkspaceLimits, WorkspaceResult, WriteOutcome, detect_language,
 };
 use agentd_core::{ProjectId, StoreError, StoreResult, WorkspacePath};
 use time::OffsetDateTime;
@@ -548,6 +548,66 @@ impl_for_backends!(FileStore {
         changes.sort_by(|a, b| a.path.cmp(&b.path));
         tx.commit().await.map_err(|e| map_err(FILE, e))?;
         Ok(RevertOutcome { revision, changes })
+    }
+
+    async fn apply_files(
+        &self,
+        project: ProjectId,
+        edits: Vec<FileEdit>,
+        author: Author,
+        limits: WorkspaceLimits,
+    ) -> WorkspaceResult<ApplyOutcome> {
+        let now = self.now();
+        let mut tx = self.writer().begin().await.map_err(|e| map_err(FILE, e))?;
+        let current = Self::lock_project(&mut tx, project).await?;
+        // Every precondition against the state before the batch, before anything is written.
+        let mut deletes = Vec::new();
+        let mut puts = Vec::new();
+        for edit in edits {
+            let existing = Self::current(&mut tx, project, &edit.path).await?;
+            edit.precondition.check(existing.as_ref().map(|(sha, _)| sha))?;
+            let old = existing.map(|(sha, _)| sha);
+            match (edit.content, old) {
+                (None, None) => return Err(WorkspaceError::FileNotFound(edit.path)),
+                (None, Some(old)) => deletes.push((edit.path, old)),
+                (Some(content), old) => {
+                    limits.check_file(content.len() as u64)?;
+                    let blob = Blob::new(content);
+                    if old.as_ref() != Some(&blob.sha256) {
+                        puts.push((edit.path, old, blob));
+                    }
+                }
+            }
+        }
+        if deletes.is_empty() && puts.is_empty() {
+            return Ok(ApplyOutcome { revision: current, changed: Vec::new() });
+        }
+        let before = Self::totals(&mut tx, project).await?;
+        let revision = Self::next_revision(&mut tx, project, now).await?;
+        let mut changed = Vec::new();
+        // Deletions first, so that a file written where a deleted directory of files stood
+        // (or the reverse) finds its place free.
+        for (path, old) in deletes {
+            Self::remove_file(&mut tx, project, &path).await?;
+            Self::log_change(&mut tx, project, revision, &path, Some(&old), None, author, now).await?;
+            changed.push(path);
+        }
+        for (path, old, blob) in puts {
+            if old.is_none() {
+                Self::check_tree(&mut tx, project, &path).await?;
+            }
+            let size = blob.content.len() as u64;
+            Self::store_blob(&mut tx, project, &blob).await?;
+            Self::put_file(&mut tx, project, &path, &blob.sha256, size, now).await?;
+            Self::log_change(&mut tx, project, revision, &path, old.as_ref(), Some(&blob.sha256), author, now)
+                .await?;
+            changed.push(path);
+        }
+        let after = Self::totals(&mut tx, project).await?;
+        check_growth(limits, before, after)?;
+        tx.commit().await.map_err(|e| map_err(FILE, e))?;
+        changed.sort();
+        Ok(ApplyOutcome { revision, changed })
     }
 
     async fn record_changes(

@@ -15,7 +15,7 @@ use crate::args;
 /// The most bytes of one file `read_file` returns; the model is told when it gets less.
 pub const READ_LIMIT: usize = 256 * 1024;
 
-fn workspace(ctx: &ToolContext) -> Result<&Arc<dyn Workspace>, ToolOutput> {
+pub(crate) fn workspace(ctx: &ToolContext) -> Result<&Arc<dyn Workspace>, ToolOutput> {
     ctx.workspace
         .as_ref()
         .ok_or_else(|| ToolOutput::error("this run has no project, so there are no files"))
@@ -124,7 +124,9 @@ impl ReadFile {
             spec: ToolSpec {
                 name: "read_file",
                 description: "Read a text file of the project. Optionally only lines \
-                    start_line..=end_line (1-based). Long files are cut; read them in ranges.",
+                    start_line..=end_line (1-based, inclusive); the answer then starts with \
+                    `[lines A-B of N]`, N being the file's total. Long files are cut; read them \
+                    in ranges.",
                 parameters: json!({
                     "type": "object",
                     "properties": {
@@ -165,6 +167,46 @@ fn line_range(text: &str, start: Option<usize>, end: Option<usize>) -> String {
     text.split_inclusive('\n').skip(start - 1).take(end.saturating_sub(start) + 1).collect()
 }
 
+/// The number of lines of `text` (a last line without a newline counts).
+pub(crate) fn count_lines(text: &str) -> usize {
+    text.split_inclusive('\n').count()
+}
+
+/// What `read_file` answers: the selected lines, preceded, when a range was asked for, by a
+/// line saying which lines they are and how many the file has.
+fn read_answer(text: &str, start: Option<usize>, end: Option<usize>) -> String {
+    let mut selected = line_range(text, start, end);
+    let total = count_lines(text);
+    let cut = selected.len() > READ_LIMIT;
+    if cut {
+        let mut at = READ_LIMIT;
+        while !selected.is_char_boundary(at) {
+            at -= 1;
+        }
+        selected.truncate(at);
+    }
+    if start.is_none() && end.is_none() {
+        if cut {
+            selected.push_str(&format!(
+                "\n… (cut: the file has {total} lines; read the rest with start_line/end_line)"
+            ));
+        }
+        return selected;
+    }
+    let first = start.unwrap_or(1).max(1);
+    let last = end.unwrap_or(total).min(total);
+    let mut out = if first > total {
+        format!("[the file has {total} lines; none from line {first}]\n")
+    } else {
+        format!("[lines {first}-{last} of {total}]\n")
+    };
+    out.push_str(&selected);
+    if cut {
+        out.push_str("\n… (cut: ask for a smaller range)");
+    }
+    out
+}
+
 #[async_trait]
 impl Tool for ReadFile {
     fn spec(&self) -> &ToolSpec {
@@ -180,16 +222,14 @@ impl Tool for ReadFile {
             let Ok(text) = String::from_utf8(file.content) else {
                 return Err(ToolOutput::error(format!("{path} is not a text file")));
             };
-            let mut selected = line_range(&text, a.start_line, a.end_line);
-            if selected.len() > READ_LIMIT {
-                let mut cut = READ_LIMIT;
-                while !selected.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                selected.truncate(cut);
-                selected.push_str("\n… (cut: read the rest with start_line/end_line)");
+            if let (Some(start), Some(end)) = (a.start_line, a.end_line)
+                && end < start
+            {
+                return Err(ToolOutput::error(format!(
+                    "end_line ({end}) is before start_line ({start})"
+                )));
             }
-            Ok(ToolOutput::ok(selected))
+            Ok(ToolOutput::ok(read_answer(&text, a.start_line, a.end_line)))
         };
         run.await.unwrap_or_else(|e| e)
     }
@@ -270,7 +310,17 @@ impl Tool for WriteFile {
 
 #[cfg(test)]
 mod tests {
-    use super::line_range;
+    use super::{line_range, read_answer};
+
+    #[test]
+    fn a_range_answer_names_its_lines_and_the_total() {
+        let text = "a\nb\nc\nd";
+        assert_eq!(read_answer(text, Some(2), Some(3)), "[lines 2-3 of 4]\nb\nc\n");
+        assert_eq!(read_answer(text, Some(3), Some(99)), "[lines 3-4 of 4]\nc\nd");
+        assert_eq!(read_answer(text, None, Some(1)), "[lines 1-1 of 4]\na\n");
+        assert_eq!(read_answer(text, Some(7), None), "[the file has 4 lines; none from line 7]\n");
+        assert_eq!(read_answer(text, None, None), text);
+    }
 
     #[test]
     fn line_ranges_are_one_based_and_inclusive() {

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use agentd_core::command_policy::CommandPolicy;
 use agentd_core::tool::Tool;
+use agentd_sandbox::Sandbox;
 
 /// The tools agentd knows.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +26,17 @@ impl ToolRegistry {
         registry.add(Arc::new(crate::files::ListFiles::new()));
         registry.add(Arc::new(crate::files::ReadFile::new()));
         registry.add(Arc::new(crate::files::WriteFile::new()));
+        registry
+    }
+
+    /// Every built-in tool: the file tools, `edit_file`, `search`, and `run_terminal` running
+    /// commands in `sandbox` under `policy`. Profiles choose among them by name.
+    #[must_use]
+    pub fn standard(sandbox: Sandbox, policy: Arc<CommandPolicy>) -> Self {
+        let mut registry = Self::with_file_tools();
+        registry.add(Arc::new(crate::edit::EditFile::new()));
+        registry.add(Arc::new(crate::search::Search::new()));
+        registry.add(Arc::new(crate::terminal::RunTerminal::new(sandbox, policy)));
         registry
     }
 

@@ -14,9 +14,9 @@ use agentd_core::page::{Page, PageRequest};
 use agentd_core::revision::{check_revision, revert_targets};
 use agentd_core::store::FileStore;
 use agentd_core::workspace::{
-    Author, Blob, ContentHash, DeleteOutcome, FileContent, FileEntry, NewChange, Precondition,
-    RevertOutcome, Workspace, WorkspaceError, WorkspaceLimits, WorkspaceResult, WriteOutcome,
-    detect_language,
+    ApplyOutcome, Author, Blob, ContentHash, DeleteOutcome, FileContent, FileEdit, FileEntry,
+    NewChange, Precondition, RevertOutcome, Workspace, WorkspaceError, WorkspaceLimits,
+    WorkspaceResult, WriteOutcome, detect_language, distinct_edits,
 };
 use agentd_core::{ProjectId, WorkspacePath};
 use async_trait::async_trait;
@@ -333,5 +333,87 @@ impl Workspace for DirectoryWorkspace {
             Some(e) => Err(e),
             None => Ok(RevertOutcome { revision, changes }),
         }
+    }
+
+    async fn apply(&self, edits: Vec<FileEdit>, author: Author) -> WorkspaceResult<ApplyOutcome> {
+        for edit in &edits {
+            if let Some(content) = &edit.content {
+                self.limits.check_file(content.len() as u64)?;
+            }
+        }
+        let edits = distinct_edits(edits);
+        let _writer = self.writers.lock().await;
+        let max = self.limits.max_file_bytes;
+        let applied = self
+            .with_root(move |root| {
+                // Every precondition first, against the files as they are.
+                let mut planned = Vec::new();
+                for edit in edits {
+                    let old = match root.slot(&edit.path, false) {
+                        Ok(slot) => slot.current(max)?.map(|o| o.content),
+                        Err(WorkspaceError::FileNotFound(_)) => None,
+                        Err(e) => return Err(e),
+                    };
+                    let old_sha = old.as_deref().map(ContentHash::of);
+                    edit.precondition.check(old_sha.as_ref())?;
+                    match (&edit.content, &old) {
+                        (None, None) => return Err(WorkspaceError::FileNotFound(edit.path)),
+                        (Some(new), Some(old)) if new == old => {}
+                        _ => planned.push(NewChange {
+                            path: edit.path,
+                            old: old.map(Blob::new),
+                            new: edit.content.map(Blob::new),
+                        }),
+                    }
+                }
+                // Deletions first, as in a revert.
+                planned.sort_by_key(|c| (c.new.is_some(), c.path.clone()));
+                let mut done: Vec<&NewChange> = Vec::new();
+                for change in &planned {
+                    let step =
+                        root.slot(&change.path, change.new.is_some()).and_then(
+                            |slot| match &change.new {
+                                Some(blob) => slot.replace(&blob.content).map(|_| ()),
+                                None => slot.remove(),
+                            },
+                        );
+                    if let Err(e) = step {
+                        undo(root, &done);
+                        return Err(e);
+                    }
+                    done.push(change);
+                }
+                Ok(planned)
+            })
+            .await?;
+        if applied.is_empty() {
+            let revision = self.store.revision(self.project).await?;
+            return Ok(ApplyOutcome { revision, changed: Vec::new() });
+        }
+        let mut changed: Vec<WorkspacePath> = applied.iter().map(|c| c.path.clone()).collect();
+        changed.sort();
+        match self.store.record_changes(self.project, applied.clone(), author).await {
+            Ok(revision) => Ok(ApplyOutcome { revision, changed }),
+            Err(e) => {
+                let _ = self
+                    .with_root(move |root| {
+                        undo(root, &applied.iter().collect::<Vec<_>>());
+                        Ok(())
+                    })
+                    .await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Puts back what `done` changed, newest first, best effort.
+fn undo(root: &BeneathRoot, done: &[&NewChange]) {
+    for change in done.iter().rev() {
+        let Ok(slot) = root.slot(&change.path, true) else { continue };
+        let _ = match &change.old {
+            Some(old) => slot.replace(&old.content).map(|_| ()),
+            None => slot.remove(),
+        };
     }
 }

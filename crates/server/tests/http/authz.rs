@@ -292,3 +292,30 @@ async fn every_route_with_a_path_parameter_hides_other_tenants_and_refuses_anony
     }
     assert!(checked >= 3, "only {checked} operations checked");
 }
+
+#[tokio::test]
+async fn every_route_without_a_path_parameter_that_declares_security_refuses_anonymous_callers() {
+    let app = spawn_app_with(TestDatabase::sqlite(), |s| s.runs.workers = 0).await;
+    let doc: Value =
+        app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut checked = Vec::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        if template.contains('{') {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            if op["security"].as_array().is_none_or(Vec::is_empty) {
+                continue;
+            }
+            let mut req =
+                app.client.request(method.to_uppercase().parse().unwrap(), app.url(template));
+            if let Some(body) = body_for(method, template) {
+                req = req.json(&body);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 401, "anonymous {method} {template}");
+            checked.push(format!("{method} {template}"));
+        }
+    }
+    assert!(checked.contains(&"get /v1/system/capabilities".to_owned()), "{checked:?}");
+}

@@ -18,6 +18,7 @@ mod rate_limits;
 mod runs;
 mod sessions;
 mod symlinks;
+mod tools;
 mod traversal;
 
 use agentd_test_support::TestApp;

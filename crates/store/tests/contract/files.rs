@@ -5,7 +5,7 @@ use agentd_core::project::{NewProject, Project};
 use agentd_core::revision;
 use agentd_core::user::{NewUser, Role, User};
 use agentd_core::workspace::{
-    Author, Blob, ContentHash, ManagedWorkspace, NewChange, Precondition, Workspace,
+    Author, Blob, ContentHash, FileEdit, ManagedWorkspace, NewChange, Precondition, Workspace,
     WorkspaceError, WorkspaceLimits,
 };
 use agentd_core::{RunId, Store, StoreError, WorkspacePath};
@@ -451,8 +451,42 @@ async fn recorded_changes_keep_both_contents_for_diffs(db: &Database) {
     assert!(files.items.is_empty());
 }
 
+async fn a_batch_is_one_revision_or_nothing_within_the_limits(db: &Database) {
+    let (store, owner, project) = setup(db).await;
+    let limits =
+        WorkspaceLimits { max_file_bytes: 100, max_project_bytes: 1000, max_project_files: 3 };
+    let ws = workspace(&store, &project, limits);
+    let me = Author::User(owner.id);
+    let put = |p: &str, c: &str| FileEdit {
+        path: path(p),
+        content: Some(c.as_bytes().to_vec()),
+        precondition: Precondition::None,
+    };
+    let done = ws.apply(vec![put("a", "1"), put("d/b", "2")], me).await.unwrap();
+    assert_eq!(done.revision, 1);
+    // Too many files, a file where a directory is, a file too large: nothing of the batch lands.
+    for bad in [
+        vec![put("c", "3"), put("e", "4")],
+        vec![put("a", "changed"), put("d", "file over a directory")],
+        vec![put("a", "changed"), put("big", &"x".repeat(101))],
+    ] {
+        assert!(ws.apply(bad, me).await.is_err());
+        assert_eq!(store.revision(project.id).await.unwrap(), 1);
+        assert_eq!(ws.read(&path("a")).await.unwrap().content, b"1");
+    }
+    // Deleting and creating in one batch frees the place first.
+    let delete =
+        FileEdit { path: path("d/b"), content: None, precondition: Precondition::IfExists };
+    let done = ws.apply(vec![put("d", "now a file"), delete], me).await.unwrap();
+    assert_eq!(done.revision, 2);
+    assert_eq!(ws.read(&path("d")).await.unwrap().content, b"now a file");
+    let changes = store.changes_between(project.id, 1, 2).await.unwrap();
+    assert_eq!(changes.len(), 2);
+}
+
 contract!(
     files: text_and_binary_files_round_trip_with_their_etags,
+    a_batch_is_one_revision_or_nothing_within_the_limits,
     writing_identical_content_is_not_a_new_revision,
     missing_files_are_not_found_and_other_projects_files_are_invisible,
     listings_are_in_path_order_paginated_and_limited_to_a_prefix,
