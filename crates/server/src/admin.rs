@@ -81,9 +81,12 @@ pub enum CleanupError {
 pub async fn cleanup(settings: &Settings) -> Result<agentd_runner::Cleanup, CleanupError> {
     let database = open_database(settings).await?;
     let config = settings.runner_config();
-    let result =
-        agentd_runner::cleanup(database.store().as_ref(), config.conversation_ttl, config.run_retention)
-            .await;
+    let result = agentd_runner::cleanup(
+        database.store().as_ref(),
+        config.conversation_ttl,
+        config.run_retention,
+    )
+    .await;
     database.close().await;
     result.map_err(CleanupError::Store)
 }

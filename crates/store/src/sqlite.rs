@@ -57,12 +57,7 @@ impl SqliteStore {
             .connect_with(base.read_only(true).create_if_missing(false))
             .await
             .map_err(|e| map_err("database", e))?;
-        Ok(Self {
-            write,
-            read,
-            clock,
-            signals: tokio::sync::broadcast::channel(SIGNAL_CAPACITY).0,
-        })
+        Ok(Self { write, read, clock, signals: tokio::sync::broadcast::channel(SIGNAL_CAPACITY).0 })
     }
 
     pub(crate) fn reader(&self) -> &SqlitePool {

@@ -94,5 +94,8 @@ async fn write_rows(store: &dyn Store, email: &str) -> Rows {
 
 /// Whether the rows still exist.
 pub async fn exist(store: &dyn Store, rows: Rows) -> (bool, bool) {
-    (store.conversation(None, rows.conversation).await.is_ok(), store.run(None, rows.run).await.is_ok())
+    (
+        store.conversation(None, rows.conversation).await.is_ok(),
+        store.run(None, rows.run).await.is_ok(),
+    )
 }

@@ -59,7 +59,7 @@ fn check_messages(body: &ChatRequest) -> Result<Vec<NewMessage>, ApiError> {
             ));
         }
     }
-    if let Some((i, last)) = body.messages.iter().enumerate().last() {
+    if let Some((i, last)) = body.messages.iter().enumerate().next_back() {
         if last.role != "user" {
             problems.push(ErrorDetail::field(
                 format!("messages[{i}].role"),
@@ -99,7 +99,8 @@ pub(crate) async fn chat(
 ) -> ApiResult<Response> {
     let mut messages = check_messages(&body)?;
     let project = parse_id::<ProjectId>("project_id", body.project_id.as_deref())?;
-    let conversation = parse_id::<ConversationId>("conversation_id", body.conversation_id.as_deref())?;
+    let conversation =
+        parse_id::<ConversationId>("conversation_id", body.conversation_id.as_deref())?;
     let agent = body.agent.unwrap_or_else(|| DEFAULT_AGENT.to_owned());
     if !state.profiles.contains_key(&agent) {
         return Err(ApiError::invalid(
@@ -109,7 +110,7 @@ pub(crate) async fn chat(
     }
     let owner = caller.owner_filter();
     // Everything that could refuse the run is checked before the history is written.
-    let conversation = match conversation {
+    let (conversation, project) = match conversation {
         Some(id) => {
             let c = state.store.conversation(owner, id).await?;
             if let Some(project) = project {
@@ -118,9 +119,12 @@ pub(crate) async fn chat(
                     return Err(ApiError::invalid("conversation_id", "belongs to another project"));
                 }
             }
-            c.id
+            // A chat that names no project works on the conversation's.
+            (c.id, project.or(c.project_id))
         }
-        None => super::conversations::create(&state, &caller, project, None, None).await?.id,
+        None => {
+            (super::conversations::create(&state, &caller, project, None, None).await?.id, project)
+        }
     };
     let task = messages.pop().map(|m| m.content).unwrap_or_default();
     if !messages.is_empty() {
@@ -143,7 +147,9 @@ pub(crate) async fn chat(
     if body.stream {
         let mut response = sse(&state, run.id, 0);
         let headers = response.headers_mut();
-        for (name, value) in [("x-run-id", run.id.to_string()), ("x-conversation-id", conversation.to_string())] {
+        for (name, value) in
+            [("x-run-id", run.id.to_string()), ("x-conversation-id", conversation.to_string())]
+        {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 headers.insert(name, v);
             }
@@ -245,9 +251,6 @@ mod tests {
             ("assistant", "z".into()),
         ]))
         .unwrap_err();
-        assert_eq!(
-            fields(err),
-            ["messages[0].role", "messages[1].content", "messages[2].role"]
-        );
+        assert_eq!(fields(err), ["messages[0].role", "messages[1].content", "messages[2].role"]);
     }
 }

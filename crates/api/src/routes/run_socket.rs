@@ -21,18 +21,18 @@ use agentd_protocol::{ErrorBody, ErrorEnvelope, ErrorType};
 use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 
 use super::runs::event_body;
 use crate::auth::cookies;
-use crate::auth::middleware::origin_allowed;
-use crate::client::ClientAddr;
-use crate::request_id::RequestId;
+use crate::auth::middleware::{client_of, origin_allowed};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::feed::EventFeed;
+use crate::request_id::RequestId;
 use crate::state::AppState;
 
 /// How long a client without credentials has to send its auth message.
@@ -98,8 +98,7 @@ fn origin_ok(headers: &HeaderMap, allowed: &[String]) -> bool {
 pub(crate) async fn run_socket(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
-    client: Option<Extension<ClientAddr>>,
-    request_id: Option<Extension<RequestId>>,
+    who: Handshake,
     ApiPath(id): ApiPath<RunId>,
     ApiQuery(query): ApiQuery<RunSocketQuery>,
     headers: HeaderMap,
@@ -123,19 +122,30 @@ pub(crate) async fn run_socket(
                 .into(),
         )
     })?;
-    let who = Handshake {
-        client: client.map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.0),
-        request_id: request_id.map(|r| r.0.as_str().to_owned()).unwrap_or_default(),
-    };
     Ok(upgrade.max_message_size(MAX_CLIENT_MESSAGE).on_upgrade(move |socket| async move {
         serve(state, socket, id, run, after, who).await;
     }))
 }
 
-/// Who opened the socket, for first-message authentication.
-struct Handshake {
+/// Who opened the socket, for first-message authentication and its error frames.
+pub(crate) struct Handshake {
     client: std::net::IpAddr,
     request_id: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Handshake {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            client: client_of(&parts.extensions),
+            request_id: parts
+                .extensions
+                .get::<RequestId>()
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
+        })
+    }
 }
 
 async fn serve(
@@ -219,7 +229,8 @@ async fn authenticate(
     .map_err(|_| "no auth message in time")?
     .ok_or("the first message must be the auth message")?;
     let Ok(RunSocketClientMessage::Auth { token }) = serde_json::from_str(first.as_str()) else {
-        refuse(socket, who, ErrorType::Unauthorized, "expected {\"type\": \"auth\", \"token\": …}").await;
+        refuse(socket, who, ErrorType::Unauthorized, "expected {\"type\": \"auth\", \"token\": …}")
+            .await;
         return Err("the first message must be the auth message");
     };
     let mut headers = HeaderMap::new();

@@ -53,7 +53,8 @@ async fn cleanup_prints_and_removes(database: TestDatabase) {
     db.close().await;
 
     // A shorter time to live reaches the recent conversation too; the run is kept for 30 days.
-    let envs = [("AGENTD_DATABASE_URL", database.url.as_str()), ("AGENTD_CONVERSATION_TTL_HOURS", "1")];
+    let envs =
+        [("AGENTD_DATABASE_URL", database.url.as_str()), ("AGENTD_CONVERSATION_TTL_HOURS", "1")];
     let out = command(dir.path(), &["cleanup"], &envs, "");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "conversations removed: 1\nruns removed: 0\n");

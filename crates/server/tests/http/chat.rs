@@ -47,7 +47,10 @@ async fn chat_refuses_bad_messages_naming_each_problem() {
         .await,
         ["messages[0].role", "messages[1].content", "messages[2].role"]
     );
-    assert_eq!(body_of(app, token, json!({"messages": [user(&"y".repeat(100 * 1024))]})).await.status(), 200);
+    assert_eq!(
+        body_of(app, token, json!({"messages": [user(&"y".repeat(100 * 1024))]})).await.status(),
+        200
+    );
     assert_eq!(fields(json!({"messages": [user("  ")]})).await, ["messages[0].content"]);
     assert_eq!(fields(json!({"messages": [user("x")], "agent": "nope"})).await, ["agent"]);
     assert_eq!(
@@ -120,6 +123,18 @@ async fn chat_waits_for_the_answer_and_keeps_the_conversation() {
     .unwrap();
     assert_eq!(answer["message"], "You are Ada.");
     assert_eq!(answer["conversation_id"], conversation.as_str());
+    // It worked on the conversation's project without naming it.
+    let run: Value = app
+        .client
+        .get(app.url(&format!("/v1/runs/{}", answer["run_id"].as_str().unwrap())))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["project_id"], project.as_str());
     assert!(fake.requests()[1].body.to_string().contains("Hello, Ada."));
     let detail: Value = app
         .client
@@ -139,14 +154,23 @@ async fn chat_waits_for_the_answer_and_keeps_the_conversation() {
         .collect();
     assert_eq!(
         contents,
-        ["Be brief.", "I am Ada.", "Noted.", "Greet me.", "Hello, Ada.", "Who am I?", "You are Ada."]
+        [
+            "Be brief.",
+            "I am Ada.",
+            "Noted.",
+            "Greet me.",
+            "Hello, Ada.",
+            "Who am I?",
+            "You are Ada."
+        ]
     );
     assert_eq!(detail["project_id"], project.as_str());
 
     // Someone else's conversation is not found.
     let (_, other) = app.signed_in("chat-other@example.com", Role::Member).await;
     let res =
-        chat(&app, &other, json!({"conversation_id": conversation, "messages": [user("hi")]})).await;
+        chat(&app, &other, json!({"conversation_id": conversation, "messages": [user("hi")]}))
+            .await;
     expect_envelope(res, 404, "not_found").await;
 }
 
@@ -209,7 +233,9 @@ async fn chat_streams_the_runs_events_to_the_end() {
         .map(|v| v.trim().parse().unwrap())
         .collect();
     assert_eq!(ids, (1..=i64::try_from(ids.len()).unwrap()).collect::<Vec<_>>());
-    for event in ["event: run.status", "event: tool.call", "event: llm.message", "event: run.completed"] {
+    for event in
+        ["event: run.status", "event: tool.call", "event: llm.message", "event: run.completed"]
+    {
         assert!(body.contains(event), "{event} missing: {body}");
     }
     let done: Value = app

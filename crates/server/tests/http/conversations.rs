@@ -49,8 +49,9 @@ async fn conversations_are_created_listed_read_and_deleted_by_their_owner_only()
     let project = app.project(&owner).await.id.to_string();
     let foreign = app.project(&other_user).await.id.to_string();
 
-    let res = create(&app, &token, json!({"project_id": project, "task_id": "T-1", "title": "Plan"}))
-        .await;
+    let res =
+        create(&app, &token, json!({"project_id": project, "task_id": "T-1", "title": "Plan"}))
+            .await;
     assert_eq!(res.status(), 201);
     let first: Value = res.json().await.unwrap();
     assert_eq!(first["project_id"], project.as_str());
@@ -94,10 +95,15 @@ async fn conversations_are_created_listed_read_and_deleted_by_their_owner_only()
     assert!(rest.get("next_cursor").is_none());
     let theirs: Value = get(&app, &other, "/v1/conversations").await.json().await.unwrap();
     assert!(theirs["data"].as_array().unwrap().is_empty());
-    expect_envelope(get(&app, &token, "/v1/conversations?limit=101").await, 422, "validation_error")
-        .await;
+    expect_envelope(
+        get(&app, &token, "/v1/conversations?limit=101").await,
+        422,
+        "validation_error",
+    )
+    .await;
 
-    let one: Value = get(&app, &token, &format!("/v1/conversations/{id}")).await.json().await.unwrap();
+    let one: Value =
+        get(&app, &token, &format!("/v1/conversations/{id}")).await.json().await.unwrap();
     assert_eq!(one["title"], "Plan");
     assert_eq!(one["messages"], json!([]));
     expect_envelope(get(&app, &other, &format!("/v1/conversations/{id}")).await, 404, "not_found")
@@ -131,9 +137,7 @@ async fn a_run_continuing_a_conversation_sees_its_history() {
     let conversation: Value =
         create(&app, &token, json!({"project_id": project})).await.json().await.unwrap();
     let conversation = conversation["id"].as_str().unwrap();
-    let body = |task: &str| {
-        json!({"agent": "research", "input": {"task": task}, "conversation_id": conversation})
-    };
+    let body = |task: &str| json!({"agent": "research", "input": {"task": task}, "conversation_id": conversation});
     let first: Value =
         start(&app, &token, &project, body("My name is Ada.")).await.json().await.unwrap();
     assert_eq!(first["conversation_id"], conversation);
@@ -155,11 +159,8 @@ async fn a_run_continuing_a_conversation_sees_its_history() {
     // The first request had no history.
     assert!(!fake.requests()[0].body.to_string().contains("What is my name?"));
 
-    let detail: Value = get(&app, &token, &format!("/v1/conversations/{conversation}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let detail: Value =
+        get(&app, &token, &format!("/v1/conversations/{conversation}")).await.json().await.unwrap();
     let messages: Vec<(&str, &str)> = detail["messages"]
         .as_array()
         .unwrap()
@@ -211,11 +212,8 @@ async fn a_busy_conversation_refuses_a_run_that_asks_not_to_queue() {
     // Queueing behind it is allowed.
     assert_eq!(start(&app, &token, &project, body("enqueue")).await.status(), 202);
     // Once its runs have ended, the conversation takes a rejecting run again.
-    let list: Value = get(&app, &token, &format!("/v1/projects/{project}/runs"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value =
+        get(&app, &token, &format!("/v1/projects/{project}/runs")).await.json().await.unwrap();
     for run in list["data"].as_array().unwrap() {
         let res = app
             .client
@@ -266,7 +264,10 @@ async fn by_default_a_second_run_waits_until_the_first_has_ended() {
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    assert!(started >= ended, "the second run started at {started} before the first ended at {ended}");
+    assert!(
+        started >= ended,
+        "the second run started at {started} before the first ended at {ended}"
+    );
     // And it saw the first run's turn.
     assert!(fake.requests()[1].body.to_string().contains("first answer"));
 }

@@ -54,7 +54,8 @@ async fn read_to_close(socket: &mut Socket) -> (Vec<Value>, Option<u16>) {
         }
         None
     };
-    let code = tokio::time::timeout(Duration::from_secs(20), read).await.expect("the socket closed");
+    let code =
+        tokio::time::timeout(Duration::from_secs(20), read).await.expect("the socket closed");
     (frames, code)
 }
 
@@ -110,9 +111,10 @@ async fn a_socket_authenticated_by_header_sees_the_run_to_its_end_and_resumes_af
     assert_eq!(page["data"].as_array().unwrap(), &frames);
 
     // Resuming after seq 3 gives exactly the rest.
-    let mut socket = connect(&app, &format!("/v1/runs/{run}/ws?after=3"), &[("authorization", &bearer)])
-        .await
-        .unwrap();
+    let mut socket =
+        connect(&app, &format!("/v1/runs/{run}/ws?after=3"), &[("authorization", &bearer)])
+            .await
+            .unwrap();
     let (rest, code) = read_to_close(&mut socket).await;
     assert_eq!(code, Some(1000));
     assert_eq!(seqs(&rest), (4..=n).collect::<Vec<_>>());
@@ -137,7 +139,10 @@ async fn a_socket_without_headers_authenticates_with_its_first_message() {
 
     // A bad token: an error frame, then a policy-violation close.
     let mut socket = connect(&app, &path, &[]).await.unwrap();
-    socket.send(Message::text(json!({"type": "auth", "token": "forged"}).to_string())).await.unwrap();
+    socket
+        .send(Message::text(json!({"type": "auth", "token": "forged"}).to_string()))
+        .await
+        .unwrap();
     let (frames, code) = read_to_close(&mut socket).await;
     assert_eq!(code, Some(1008));
     assert_eq!(frames.len(), 1);
@@ -191,13 +196,10 @@ async fn a_browser_origin_that_is_not_allowed_is_refused_before_the_upgrade() {
         let (status, _) = refused(connect(&app, &path, &[("origin", origin)]).await);
         assert_eq!(status, 403);
     }
-    let mut socket = connect(
-        &app,
-        &path,
-        &[("authorization", &bearer), ("origin", "https://console.example")],
-    )
-    .await
-    .unwrap();
+    let mut socket =
+        connect(&app, &path, &[("authorization", &bearer), ("origin", "https://console.example")])
+            .await
+            .unwrap();
     let (frames, code) = read_to_close(&mut socket).await;
     assert_eq!(code, Some(1000));
     assert_eq!(frames.last().unwrap()["type"], "run.completed");
