@@ -118,6 +118,16 @@ async fn a_socket_authenticated_by_header_sees_the_run_to_its_end_and_resumes_af
     let (rest, code) = read_to_close(&mut socket).await;
     assert_eq!(code, Some(1000));
     assert_eq!(seqs(&rest), (4..=n).collect::<Vec<_>>());
+
+    // A plain request is told to upgrade.
+    let res = app
+        .client
+        .get(app.url(&format!("/v1/runs/{run}/ws")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    crate::expect_envelope(res, 400, "bad_request").await;
 }
 
 #[tokio::test]
