@@ -85,6 +85,17 @@ fn ordinary_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::runs::create_run, routes::runs::list_runs))
         .routes(routes!(routes::runs::get_run))
         .routes(routes!(routes::runs::cancel_run))
+        .routes(routes!(routes::jobs::run_agent))
+        .routes(routes!(routes::jobs::get_job))
+        .routes(routes!(routes::jobs::list_jobs))
+        .routes(routes!(
+            routes::conversations::create_conversation,
+            routes::conversations::list_conversations
+        ))
+        .routes(routes!(
+            routes::conversations::get_conversation,
+            routes::conversations::delete_conversation
+        ))
         .routes(routes!(routes::approvals::list_approvals))
         .routes(routes!(routes::approvals::get_approval, routes::approvals::decide_approval))
         .routes(routes!(routes::approvals::execute_pending))
@@ -113,6 +124,8 @@ fn streaming_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(routes::runs::wait_run))
         .routes(routes!(routes::runs::run_events))
+        .routes(routes!(routes::run_socket::run_socket))
+        .routes(routes!(routes::chat::chat))
 }
 
 /// The route of a single file: its path is the rest of the URL, slashes included.
@@ -158,6 +171,10 @@ fn is_expensive(method: &axum::http::Method, path: &str) -> bool {
 async fn authenticate_v1(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if !path.starts_with("/v1/") || PUBLIC_V1.contains(&path) {
+        return next.run(request).await;
+    }
+    // A WebSocket handshake without credentials authenticates with its first message.
+    if routes::run_socket::defers_auth(&request) {
         return next.run(request).await;
     }
     let expensive = is_expensive(request.method(), path);

@@ -23,6 +23,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
         (name = "api-keys", description = "API keys for services"),
         (name = "llm", description = "Language models: status and usage"),
         (name = "runs", description = "Agent runs: start, follow, cancel; agent types"),
+        (name = "conversations", description = "Conversations that runs continue, and chat"),
+        (name = "jobs", description = "Runs in the job shape of earlier clients"),
         (name = "approvals", description = "Human approval of risky steps, and standing grants"),
         (name = "projects", description = "Projects and their workspaces"),
         (name = "files", description = "A project's files, changes, diffs and reverts"),

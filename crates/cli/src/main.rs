@@ -37,6 +37,9 @@ enum Command {
     Worker,
     /// Apply database migrations and exit.
     Migrate,
+    /// Delete idle conversations and old finished runs now (what the retention sweep does) and
+    /// print how many were removed.
+    Cleanup,
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Serve => run(loaded, Mode::Serve),
         Command::Worker => run(loaded, Mode::Worker),
         Command::Migrate => run(loaded, Mode::Migrate),
+        Command::Cleanup => cleanup(&loaded),
         Command::Users(UsersCommand::Create { email, admin }) => {
             users_create(loaded, &email, admin)
         }
@@ -109,6 +113,27 @@ fn users_create(loaded: Loaded, email: &str, admin: bool) -> ExitCode {
         Err(err @ (CreateUserError::Invalid { .. } | CreateUserError::Exists)) => {
             eprintln!("agentd: {err}");
             ExitCode::from(2)
+        }
+        Err(err) => {
+            eprintln!("agentd: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn cleanup(loaded: &Loaded) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("agentd: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(agentd_server::admin::cleanup(&loaded.settings)) {
+        Ok(done) => {
+            println!("conversations removed: {}", done.conversations);
+            println!("runs removed: {}", done.runs);
+            ExitCode::SUCCESS
         }
         Err(err) => {
             eprintln!("agentd: {err}");

@@ -7,9 +7,11 @@
 
 pub mod approval;
 pub mod auth;
+pub mod conversation;
 pub mod error;
 pub mod file;
 pub mod health;
+pub mod job;
 pub mod list;
 pub mod project;
 pub mod run;

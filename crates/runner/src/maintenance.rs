@@ -55,8 +55,9 @@ pub async fn cleanup(
     Ok(done)
 }
 
-/// Sweeps at every interval when this node holds the retention lock.
-pub(crate) async fn sweep_loop(
+/// Sweeps at once and then at every interval, whenever this node holds the retention lock.
+/// Every [`crate::Runner`] runs one; a node without workers runs it alone.
+pub async fn sweep_loop(
     store: Arc<dyn Store>,
     node: String,
     config: Arc<RunnerConfig>,

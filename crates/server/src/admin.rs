@@ -1,4 +1,5 @@
-//! Operator commands that act on the store directly (no server needed): bootstrapping users.
+//! Operator commands that act on the store directly (no server needed): bootstrapping users,
+//! the retention cleanup.
 
 use agentd_core::StoreError;
 use agentd_core::user::{NewUser, Role, User, validate_email, validate_password};
@@ -59,4 +60,33 @@ pub async fn create_user(
         StoreError::Conflict { .. } => CreateUserError::Exists,
         other => CreateUserError::Store(other),
     })
+}
+
+/// Why the cleanup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// The database could not be opened.
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    /// The store failed (what was deleted before stays deleted).
+    #[error("the store failed: {0}")]
+    Store(#[source] StoreError),
+}
+
+/// Deletes, once, what the retention sweep deletes (`agentd cleanup`): conversations idle longer
+/// than `AGENTD_CONVERSATION_TTL_HOURS` and finished runs older than `AGENTD_RUN_RETENTION_DAYS`.
+///
+/// # Errors
+/// [`CleanupError`].
+pub async fn cleanup(settings: &Settings) -> Result<agentd_runner::Cleanup, CleanupError> {
+    let database = open_database(settings).await?;
+    let config = settings.runner_config();
+    let result = agentd_runner::cleanup(
+        database.store().as_ref(),
+        config.conversation_ttl,
+        config.run_retention,
+    )
+    .await;
+    database.close().await;
+    result.map_err(CleanupError::Store)
 }

@@ -347,7 +347,20 @@ impl Application {
             runner,
             runner_config,
         } = self;
-        let workers = (runner_config.workers > 0).then(|| Runner::start(runner, runner_config));
+        let sweeper = CancellationToken::new();
+        let workers = if runner_config.workers > 0 {
+            Some(Runner::start(runner, runner_config))
+        } else {
+            // A node that serves the API only still takes its turn at the retention sweep (the
+            // lock in the database keeps it to one node at a time).
+            tokio::spawn(agentd_runner::maintenance::sweep_loop(
+                runner.store.clone(),
+                format!("api-{:016x}", rand::random::<u64>()),
+                Arc::new(runner_config),
+                sweeper.clone(),
+            ));
+            None
+        };
         tracing::info!(
             address = %local_addr,
             env = %settings.env,
@@ -395,6 +408,7 @@ impl Application {
                 }
             }
         };
+        sweeper.cancel();
         let workers = async {
             if let Some(runner) = workers {
                 runner.stop().await;

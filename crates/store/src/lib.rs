@@ -29,7 +29,7 @@ mod users;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_core::{Store, StoreError, StoreResult};
+use agentd_core::{Clock, Store, StoreError, StoreResult, SystemClock};
 use secrecy::{ExposeSecret, SecretString};
 
 pub use postgres::PgStore;
@@ -103,6 +103,18 @@ impl Database {
     /// # Errors
     /// `Unavailable` when the database cannot be reached; `Backend` when the URL is invalid.
     pub async fn connect(options: &DatabaseOptions) -> StoreResult<Self> {
+        Self::connect_with_clock(options, Arc::new(SystemClock)).await
+    }
+
+    /// Opens the database as [`Database::connect`] does, with a store that takes the time from
+    /// `clock` (so that tests can write rows as if at another time).
+    ///
+    /// # Errors
+    /// As [`Database::connect`].
+    pub async fn connect_with_clock(
+        options: &DatabaseOptions,
+        clock: Arc<dyn Clock>,
+    ) -> StoreResult<Self> {
         let url = options.url.expose_secret();
         let backend = Backend::from_url(url).ok_or_else(|| {
             StoreError::Backend("database URL must start with sqlite:// or postgres://".into())
@@ -110,10 +122,10 @@ impl Database {
         let connect = async {
             match backend {
                 Backend::Sqlite => {
-                    SqliteStore::connect(options).await.map(|s| Inner::Sqlite(Arc::new(s)))
+                    SqliteStore::connect(options, clock).await.map(|s| Inner::Sqlite(Arc::new(s)))
                 }
                 Backend::Postgres => {
-                    PgStore::connect(options).await.map(|s| Inner::Postgres(Arc::new(s)))
+                    PgStore::connect(options, clock).await.map(|s| Inner::Postgres(Arc::new(s)))
                 }
             }
         };

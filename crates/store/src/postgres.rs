@@ -3,7 +3,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use agentd_core::{Clock, StoreResult, SystemClock};
+use agentd_core::{Clock, StoreResult};
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use time::OffsetDateTime;
@@ -27,7 +27,10 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    pub(crate) async fn connect(options: &DatabaseOptions) -> StoreResult<Self> {
+    pub(crate) async fn connect(
+        options: &DatabaseOptions,
+        clock: Arc<dyn Clock>,
+    ) -> StoreResult<Self> {
         let connect = PgConnectOptions::from_str(options.url.expose_secret())
             .map_err(|e| map_err("database", e))?
             .application_name("agentd");
@@ -48,7 +51,7 @@ impl PgStore {
         let signals = tokio::sync::broadcast::channel(SIGNAL_CAPACITY).0;
         let listener =
             tokio::spawn(signals::listen(pool.clone(), channel.clone(), signals.clone()));
-        Ok(Self { pool, clock: Arc::new(SystemClock), signals, channel, listener })
+        Ok(Self { pool, clock, signals, channel, listener })
     }
 
     pub(crate) fn reader(&self) -> &PgPool {

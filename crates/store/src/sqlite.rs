@@ -7,7 +7,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use agentd_core::{Clock, StoreResult, SystemClock};
+use agentd_core::{Clock, StoreResult};
 use secrecy::ExposeSecret;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -30,7 +30,10 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub(crate) async fn connect(options: &DatabaseOptions) -> StoreResult<Self> {
+    pub(crate) async fn connect(
+        options: &DatabaseOptions,
+        clock: Arc<dyn Clock>,
+    ) -> StoreResult<Self> {
         let base = SqliteConnectOptions::from_str(options.url.expose_secret())
             .map_err(|e| map_err("database", e))?
             .create_if_missing(true)
@@ -54,12 +57,7 @@ impl SqliteStore {
             .connect_with(base.read_only(true).create_if_missing(false))
             .await
             .map_err(|e| map_err("database", e))?;
-        Ok(Self {
-            write,
-            read,
-            clock: Arc::new(SystemClock),
-            signals: tokio::sync::broadcast::channel(SIGNAL_CAPACITY).0,
-        })
+        Ok(Self { write, read, clock, signals: tokio::sync::broadcast::channel(SIGNAL_CAPACITY).0 })
     }
 
     pub(crate) fn reader(&self) -> &SqlitePool {

@@ -12,6 +12,7 @@
 //!   fault injection, recording the requests they receive.
 //! - [`canary`]: a workspace directory with canaries outside it, and a snapshot of the outside.
 //! - [`raw_http`]: HTTP/1.1 requests sent byte for byte, request target included.
+//! - [`retention`]: rows written as if days ago, for the retention sweep.
 //!
 //! Helpers panic on failure: a broken fixture should fail the test loudly.
 
@@ -23,6 +24,7 @@ pub mod llm;
 pub mod postgres;
 pub mod process;
 pub mod raw_http;
+pub mod retention;
 pub mod traversal;
 
 use std::net::SocketAddr;

@@ -113,7 +113,7 @@ pub(crate) fn check_csrf(
 }
 
 /// Whether the request's `Origin` is its own host or one of the allowed CORS origins.
-fn origin_allowed(headers: &HeaderMap, allowed_origins: &[String]) -> bool {
+pub(crate) fn origin_allowed(headers: &HeaderMap, allowed_origins: &[String]) -> bool {
     let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else {
         return false;
     };

@@ -4,9 +4,13 @@
 pub(crate) mod api_keys;
 pub(crate) mod approvals;
 pub(crate) mod auth;
+pub(crate) mod chat;
+pub(crate) mod conversations;
 pub(crate) mod files;
+pub(crate) mod jobs;
 pub(crate) mod llm;
 pub(crate) mod projects;
+pub(crate) mod run_socket;
 pub(crate) mod runs;
 pub(crate) mod users;
 

@@ -5,6 +5,7 @@
 mod commands;
 mod identity;
 mod logs;
+mod runs;
 mod serve;
 
 use std::path::Path;

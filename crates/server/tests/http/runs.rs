@@ -313,6 +313,39 @@ async fn the_token_budget_ends_the_run() {
 }
 
 #[tokio::test]
+async fn the_cost_budget_ends_the_run() {
+    let (app, fake) = spawn_app_with_llm(|s| {
+        // $1,000 per million input tokens: 200 tokens cost $0.20 a call.
+        s.llm.models = serde_json::from_value(
+            json!({"fake/test-model": {"price": {"input": "1000", "output": "0"}}}),
+        )
+        .unwrap();
+        s.agents.entry("code".into()).or_default().max_cost_usd = Some(0.5);
+    })
+    .await;
+    fake.always(Reply::tool_call("list_files", json!({})).with_usage(FakeUsage {
+        input: 200,
+        output: 10,
+        ..Default::default()
+    }));
+    let (user, token) = app.signed_in("cost@example.com", Role::Member).await;
+    let project = app.project(&user).await.id.to_string();
+    let run: Value =
+        start(&app, &token, &project, json!({"agent": "code", "input": {"task": "spend"}}))
+            .await
+            .json()
+            .await
+            .unwrap();
+    let done = wait(&app, &token, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["type"], "cost_budget_exceeded");
+    // Three calls: $0.60, the first total at or over $0.50.
+    assert_eq!(done["usage"]["llm_calls"], 3);
+    assert!((done["usage"]["cost_usd"].as_f64().unwrap() - 0.6).abs() < 1e-9, "{done}");
+    assert_eq!(fake.request_count(), 3);
+}
+
+#[tokio::test]
 async fn an_unavailable_model_is_retried_then_fails_with_its_type() {
     let (app, fake) = spawn_app_with_llm(|_| {}).await;
     fake.always(Reply::status(503));
