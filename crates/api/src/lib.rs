@@ -84,6 +84,8 @@ fn ordinary_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::runs::create_run, routes::runs::list_runs))
         .routes(routes!(routes::runs::get_run))
         .routes(routes!(routes::runs::cancel_run))
+        .routes(routes!(routes::checks::start_checks))
+        .routes(routes!(routes::checks::run_blob))
         .routes(routes!(routes::approvals::list_approvals))
         .routes(routes!(routes::approvals::get_approval, routes::approvals::decide_approval))
         .routes(routes!(routes::approvals::execute_pending))

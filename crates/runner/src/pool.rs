@@ -246,7 +246,10 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
         reason.clone(),
         progress.clone(),
     ));
-    let outcome = match prepare(shared, &run).await {
+    let outcome = if run.agent == agentd_core::check::CHECKS_AGENT {
+        crate::checks::attempt(&shared.deps, &run, &lease, &cancel, &shared.stop, &progress).await
+    } else {
+        match prepare(shared, &run).await {
         Ok((profile, tools, workspace)) => {
             Attempt {
                 run,
@@ -265,6 +268,7 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
             .await
         }
         Err(finish) => Outcome::Finish(finish),
+        }
     };
     heartbeat.abort();
     let why = reason.load(Ordering::SeqCst);

@@ -112,6 +112,7 @@ fn builtin(name: &str, description: &str, role: &str, tools: &[&str]) -> AgentPr
 pub fn builtins() -> BTreeMap<String, AgentProfile> {
     let read = ["list_files", "read_file"];
     let write = ["list_files", "read_file", "write_file"];
+    let checked = |tools: &[&'static str]| [tools, &["run_checks"]].concat();
     [
         builtin(
             "research",
@@ -129,7 +130,7 @@ pub fn builtins() -> BTreeMap<String, AgentProfile> {
              small, correct edits that follow the conventions already in the code. Understand the \
              relevant code first, keep unrelated code as it is, and add or update tests when the \
              project has them. Explain any assumption you had to make.",
-            &write,
+            &checked(&write),
         ),
         builtin(
             "qa",
@@ -138,7 +139,7 @@ pub fn builtins() -> BTreeMap<String, AgentProfile> {
              behaviour, missing error handling, untested paths, inconsistencies between code and \
              documentation. Report each finding with its location, why it is a defect, and how to \
              reproduce or fix it, ordered by severity. Do not modify files.",
-            &read,
+            &checked(&read),
         ),
         builtin(
             "wireframe",
@@ -239,6 +240,10 @@ mod tests {
         }
         assert!(p["code"].tools.contains(&"write_file".to_owned()));
         assert!(!p["research"].tools.contains(&"write_file".to_owned()));
+        for name in ["code", "qa"] {
+            assert!(p[name].tools.contains(&"run_checks".to_owned()), "{name}");
+        }
+        assert!(!p["qa"].tools.contains(&"write_file".to_owned()));
     }
 
     #[test]

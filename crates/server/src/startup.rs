@@ -201,6 +201,17 @@ pub fn build_llm(
     Ok(builder.build()?)
 }
 
+/// The tools agents may be given.
+fn tool_registry(
+    store: &Arc<dyn agentd_core::Store>,
+    sandbox: &agentd_sandbox::Sandbox,
+) -> ToolRegistry {
+    let mut tools = ToolRegistry::with_file_tools();
+    let checker = agentd_checks::Checker::new(sandbox.clone());
+    tools.add(Arc::new(agentd_checks::RunChecks::new(checker, store.clone())));
+    tools
+}
+
 impl Application {
     /// Opens (and migrates) the database, builds the router, and binds the listener.
     ///
@@ -240,7 +251,7 @@ impl Application {
         let runner = RunnerDeps {
             store: store.clone(),
             llm: llm.clone(),
-            tools: ToolRegistry::with_file_tools(),
+            tools: tool_registry(&store, &sandbox),
             workspaces: workspaces.clone(),
             sandbox: sandbox.clone(),
         };
@@ -512,14 +523,9 @@ pub async fn work(settings: Settings) -> anyhow::Result<()> {
     if config.workers == 0 {
         anyhow::bail!("AGENTD_WORKERS is 0: a worker process with no workers would do nothing");
     }
+    let sandbox = agentd_sandbox::Sandbox::new(settings.sandbox.clone()).await;
     let runner = Runner::start(
-        RunnerDeps {
-            store,
-            llm,
-            tools: ToolRegistry::with_file_tools(),
-            workspaces,
-            sandbox: agentd_sandbox::Sandbox::new(settings.sandbox.clone()).await,
-        },
+        RunnerDeps { tools: tool_registry(&store, &sandbox), store, llm, workspaces, sandbox },
         config,
     );
     tracing::info!(

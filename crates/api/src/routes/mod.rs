@@ -4,6 +4,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod approvals;
 pub(crate) mod auth;
+pub(crate) mod checks;
 pub(crate) mod files;
 pub(crate) mod llm;
 pub(crate) mod projects;

@@ -7,6 +7,7 @@ mod api_keys;
 mod approvals;
 mod authz;
 mod browser;
+mod checks;
 mod envelope;
 mod files;
 mod health;
