@@ -154,7 +154,9 @@ fn tallies(summary: &str) -> Vec<(u64, String)> {
 /// under `-q`).
 fn pytest(text: &str) -> Option<Counts> {
     static LINE: LazyLock<Regex> = LazyLock::new(|| {
-        re(r"(?m)^=*\s*((?:\d+ (?:passed|failed|skipped|errors?|xfailed|xpassed|warnings?|deselected|rerun)(?:, )?)+) in [\d.]+s")
+        re(
+            r"(?m)^=*\s*((?:\d+ (?:passed|failed|skipped|errors?|xfailed|xpassed|warnings?|deselected|rerun)(?:, )?)+) in [\d.]+s",
+        )
     });
     let summary = LINE.captures_iter(text).last()?.get(1)?.as_str().to_owned();
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
@@ -172,8 +174,7 @@ fn pytest(text: &str) -> Option<Counts> {
 /// `Ran 3 tests in 0.001s` then `OK`, `OK (skipped=1)` or `FAILED (failures=1, errors=1)`.
 fn unittest(text: &str) -> Option<Counts> {
     static RAN: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^Ran (\d+) tests? in [\d.]+s$"));
-    static END: LazyLock<Regex> =
-        LazyLock::new(|| re(r"(?m)^(OK|FAILED)(?: \(([^)]*)\))?\s*$"));
+    static END: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^(OK|FAILED)(?: \(([^)]*)\))?\s*$"));
     static ITEM: LazyLock<Regex> = LazyLock::new(|| re(r"([a-z ]+)=(\d+)"));
     let ran = RAN.captures_iter(text).last()?;
     let total = number(&ran[1]);
@@ -195,8 +196,7 @@ fn unittest(text: &str) -> Option<Counts> {
 
 /// `Tests:       1 failed, 1 skipped, 3 passed, 5 total`.
 fn jest(text: &str) -> Option<Counts> {
-    static LINE: LazyLock<Regex> =
-        LazyLock::new(|| re(r"(?m)^Tests:\s+(.*\d+ total)\s*$"));
+    static LINE: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^Tests:\s+(.*\d+ total)\s*$"));
     let summary = LINE.captures_iter(text).last()?.get(1)?.as_str().to_owned();
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for (n, what) in tallies(&summary) {
@@ -250,8 +250,9 @@ fn go_test(text: &str) -> Option<Counts> {
 
 /// `Found 3 errors.` or `All checks passed!` (ruff reports every violation as an error).
 fn ruff(text: &str) -> Option<Counts> {
-    static FOUND: LazyLock<Regex> =
-        LazyLock::new(|| re(r"(?m)^Found (\d+) errors?\.?(?: \(\d+ fixed, \d+ remaining\)\.)?\s*$"));
+    static FOUND: LazyLock<Regex> = LazyLock::new(|| {
+        re(r"(?m)^Found (\d+) errors?\.?(?: \(\d+ fixed, \d+ remaining\)\.)?\s*$")
+    });
     static CLEAN: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^All checks passed!\s*$"));
     if let Some(c) = FOUND.captures_iter(text).last() {
         return Some(Counts::Diagnostics { tool: Tool::Ruff, warnings: 0, errors: number(&c[1]) });
@@ -262,9 +263,8 @@ fn ruff(text: &str) -> Option<Counts> {
 /// `✖ 3 problems (1 error, 2 warnings)`. A clean run prints nothing at all, so zero counts
 /// are given only when the output shows eslint ran (npm's `> eslint .` banner) and it exited 0.
 fn eslint(text: &str, exit_code: Option<i32>) -> Option<Counts> {
-    static LINE: LazyLock<Regex> = LazyLock::new(|| {
-        re(r"(?m)^\s*✖ \d+ problems? \((\d+) errors?, (\d+) warnings?\)")
-    });
+    static LINE: LazyLock<Regex> =
+        LazyLock::new(|| re(r"(?m)^\s*✖ \d+ problems? \((\d+) errors?, (\d+) warnings?\)"));
     static BANNER: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^> (?:npx )?eslint\b"));
     if let Some(c) = LINE.captures_iter(text).last() {
         return Some(Counts::Diagnostics {
@@ -273,16 +273,18 @@ fn eslint(text: &str, exit_code: Option<i32>) -> Option<Counts> {
             errors: number(&c[1]),
         });
     }
-    (exit_code == Some(0) && BANNER.is_match(text))
-        .then_some(Counts::Diagnostics { tool: Tool::Eslint, warnings: 0, errors: 0 })
+    (exit_code == Some(0) && BANNER.is_match(text)).then_some(Counts::Diagnostics {
+        tool: Tool::Eslint,
+        warnings: 0,
+        errors: 0,
+    })
 }
 
 /// rustc's diagnostics as cargo prints them: one `warning:` or `error:` line per diagnostic,
 /// beside cargo's own summary lines, which are not counted. Recognised by cargo's `Checking`,
 /// `Compiling` or `Finished` lines.
 fn rust_diagnostics(text: &str, tool: Tool) -> Option<Counts> {
-    static CARGO: LazyLock<Regex> =
-        LazyLock::new(|| re(r"(?m)^\s*(Checking|Compiling|Finished) "));
+    static CARGO: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^\s*(Checking|Compiling|Finished) "));
     static DIAGNOSTIC: LazyLock<Regex> =
         LazyLock::new(|| re(r"(?m)^(warning|error)(?:\[[A-Za-z0-9_:]+\])?: (.*)$"));
     if !CARGO.is_match(text) {
@@ -453,7 +455,8 @@ ERROR tests/test_math.py::test_database
         assert_eq!(parse(CheckKind::Test, output, Some(1)), t(Tool::Pytest, 9, 5, 2, 2));
         let quiet = "........                                                                 [100%]\n8 passed in 0.05s\n";
         assert_eq!(parse(CheckKind::Test, quiet, Some(0)), t(Tool::Pytest, 8, 8, 0, 0));
-        let none = "============================ no tests ran in 0.01s =============================\n";
+        let none =
+            "============================ no tests ran in 0.01s =============================\n";
         assert_eq!(parse(CheckKind::Test, none, Some(5)), None);
     }
 

@@ -231,8 +231,11 @@ mod tests {
         let dir = project(&[]);
         assert_eq!(detect(dir.path()), Detection::default());
         let outside = project(&[("package.json", r#"{"scripts": {"build": "make"}}"#)]);
-        std::os::unix::fs::symlink(outside.path().join("package.json"), dir.path().join("package.json"))
-            .unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("package.json"),
+            dir.path().join("package.json"),
+        )
+        .unwrap();
         std::os::unix::fs::symlink(outside.path().join("package.json"), dir.path().join("go.mod"))
             .unwrap();
         assert_eq!(detect(dir.path()), Detection::default());

@@ -21,7 +21,7 @@ mod tool;
 
 pub use counts::{Counts, Tool as CountedTool};
 pub use run::{
-    CheckOutput, CheckResult, CheckStatus, Checker, CommandSource, LOG_MAX_BYTES, LogRef,
-    LogStore, OUTPUT_MAX_BYTES, PlannedCheck, PlannedCommand,
+    CheckOutput, CheckResult, CheckStatus, Checker, CommandSource, LOG_MAX_BYTES, LogRef, LogStore,
+    OUTPUT_MAX_BYTES, PlannedCheck, PlannedCommand,
 };
 pub use tool::{NO_DIRECTORY, RunChecks, dedup, summary};

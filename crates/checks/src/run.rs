@@ -188,11 +188,9 @@ impl Checker {
     ) -> Vec<PlannedCheck> {
         let configured = match ChecksSettings::from_project_settings(settings) {
             Ok(c) => Ok(c),
-            Err(problems) => Err(problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")),
+            Err(problems) => {
+                Err(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            }
         };
         let detection = match dir {
             Ok(dir) => {
@@ -414,18 +412,15 @@ mod tests {
             })
         );
         let build = plan_one(CheckKind::Build, Ok(dir.path()), Ok(&configured), &detection);
-        assert_eq!(
-            build.unwrap().source,
-            CommandSource::Detected { file: "Cargo.toml".into() }
-        );
+        assert_eq!(build.unwrap().source, CommandSource::Detected { file: "Cargo.toml".into() });
     }
 
     #[test]
     fn a_check_with_no_command_says_why() {
         let detection = Detection::default();
         let none = ChecksSettings::default();
-        let reason =
-            plan_one(CheckKind::Lint, Ok(Path::new("/nowhere")), Ok(&none), &detection).unwrap_err();
+        let reason = plan_one(CheckKind::Lint, Ok(Path::new("/nowhere")), Ok(&none), &detection)
+            .unwrap_err();
         assert!(reason.contains("settings.checks.lint"), "{reason}");
         let reason =
             plan_one(CheckKind::Test, Err("the run has no directory"), Ok(&none), &detection)
@@ -438,14 +433,24 @@ mod tests {
         let result = CheckResult::unavailable(CheckKind::Build, "no build command");
         let json = serde_json::to_value(&result).unwrap();
         for field in [
-            "kind", "command", "source", "status", "reason", "exit_code", "duration_ms",
-            "timeout_seconds", "output", "log", "counts",
+            "kind",
+            "command",
+            "source",
+            "status",
+            "reason",
+            "exit_code",
+            "duration_ms",
+            "timeout_seconds",
+            "output",
+            "log",
+            "counts",
         ] {
             assert!(json.get(field).is_some(), "{field} missing: {json}");
         }
         assert_eq!(json["status"], "unavailable");
         assert_eq!(json["kind"], "build");
-        let source = serde_json::to_value(CommandSource::Detected { file: "go.mod".into() }).unwrap();
+        let source =
+            serde_json::to_value(CommandSource::Detected { file: "go.mod".into() }).unwrap();
         assert_eq!(source, json!({"from": "detected", "file": "go.mod"}));
     }
 }

@@ -167,7 +167,9 @@ pub fn summary(results: &[CheckResult]) -> String {
         }
         out.push('\n');
     }
-    for r in results.iter().filter(|r| matches!(r.status, CheckStatus::Failed | CheckStatus::TimedOut)) {
+    for r in
+        results.iter().filter(|r| matches!(r.status, CheckStatus::Failed | CheckStatus::TimedOut))
+    {
         let _ = write!(out, "\n--- end of the {} output ---\n", r.kind);
         let text = format!("{}{}", r.output.head, r.output.tail);
         out.push_str(last_bytes(&text, FAILURE_TAIL_BYTES));
@@ -221,6 +223,9 @@ mod tests {
         assert!(text.contains("build: unavailable; no build command\n"), "{text}");
         assert!(text.contains("panicked"), "{text}");
         assert!(text.len() < 4000, "{}", text.len());
-        assert_eq!(dedup(vec![CheckKind::Test, CheckKind::Lint, CheckKind::Test]), [CheckKind::Test, CheckKind::Lint]);
+        assert_eq!(
+            dedup(vec![CheckKind::Test, CheckKind::Lint, CheckKind::Test]),
+            [CheckKind::Test, CheckKind::Lint]
+        );
     }
 }

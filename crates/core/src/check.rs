@@ -140,7 +140,9 @@ impl ChecksSettings {
     /// Every problem found: not an object, an unknown kind or field, a missing, blank or
     /// oversized command, a timeout that is not a whole number of seconds from 1 to
     /// [`MAX_TIMEOUT_SECONDS`].
-    pub fn from_project_settings(settings: &Map<String, Value>) -> Result<Self, Vec<InvalidChecks>> {
+    pub fn from_project_settings(
+        settings: &Map<String, Value>,
+    ) -> Result<Self, Vec<InvalidChecks>> {
         let Some(value) = settings.get(SETTINGS_KEY) else { return Ok(Self::default()) };
         let mut problems = Vec::new();
         let mut profiles = Vec::new();
@@ -270,7 +272,10 @@ mod tests {
             Some(&CheckProfile { command: "cargo test".into(), timeout_seconds: 42 })
         );
         assert_eq!(s.get(CheckKind::Build), None);
-        assert_eq!(ChecksSettings::from_project_settings(&Map::new()), Ok(ChecksSettings::default()));
+        assert_eq!(
+            ChecksSettings::from_project_settings(&Map::new()),
+            Ok(ChecksSettings::default())
+        );
     }
 
     #[test]
@@ -291,7 +296,8 @@ mod tests {
         let whole = ChecksSettings::from_project_settings(&settings(json!("cargo test")));
         assert_eq!(whole.unwrap_err()[0].path, "settings.checks");
         let long = "x".repeat(MAX_COMMAND_BYTES + 1);
-        let big = ChecksSettings::from_project_settings(&settings(json!({"test": {"command": long}})));
+        let big =
+            ChecksSettings::from_project_settings(&settings(json!({"test": {"command": long}})));
         assert!(big.unwrap_err()[0].message.contains("4096"));
         let timeout = json!({"test": {"command": "t", "timeout_seconds": 3601}});
         assert!(ChecksSettings::from_project_settings(&settings(timeout)).is_err());

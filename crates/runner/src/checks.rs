@@ -51,7 +51,11 @@ struct RunBlobs<'a> {
 #[async_trait]
 impl LogStore for RunBlobs<'_> {
     async fn store_log(&self, _kind: CheckKind, content: Vec<u8>) -> Result<String, String> {
-        self.store.put_run_blob(self.lease, content).await.map(|id| id.to_string()).map_err(|e| e.to_string())
+        self.store
+            .put_run_blob(self.lease, content)
+            .await
+            .map(|id| id.to_string())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -115,9 +119,9 @@ pub(crate) async fn attempt(
     let mut results: Vec<Value> = Vec::with_capacity(plan.len());
     for (index, check) in plan.iter().enumerate() {
         let seq = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        let done = journal.iter().find(|s| {
-            s.seq == seq && s.status == StepStatus::Completed && s.output.is_some()
-        });
+        let done = journal
+            .iter()
+            .find(|s| s.seq == seq && s.status == StepStatus::Completed && s.output.is_some());
         if let Some(step) = done {
             results.push(step.output.clone().unwrap_or_default());
             continue;
@@ -226,12 +230,9 @@ async fn run_check(
 /// The run's result: every check's result, and how many ended each way.
 fn result_of(checks: Vec<Value>) -> Value {
     let mut tally = serde_json::Map::new();
-    for status in [
-        CheckStatus::Passed,
-        CheckStatus::Failed,
-        CheckStatus::TimedOut,
-        CheckStatus::Unavailable,
-    ] {
+    for status in
+        [CheckStatus::Passed, CheckStatus::Failed, CheckStatus::TimedOut, CheckStatus::Unavailable]
+    {
         let n = checks.iter().filter(|c| c["status"] == status.as_str()).count();
         tally.insert(status.as_str().to_owned(), json!(n));
     }

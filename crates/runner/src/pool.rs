@@ -250,24 +250,24 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
         crate::checks::attempt(&shared.deps, &run, &lease, &cancel, &shared.stop, &progress).await
     } else {
         match prepare(shared, &run).await {
-        Ok((profile, tools, workspace)) => {
-            Attempt {
-                run,
-                lease: lease.clone(),
-                profile,
-                tools,
-                workspace,
-                store: store.clone(),
-                llm: shared.deps.llm.clone(),
-                config: shared.config.clone(),
-                cancel: cancel.clone(),
-                stop: shared.stop.clone(),
-                progress,
+            Ok((profile, tools, workspace)) => {
+                Attempt {
+                    run,
+                    lease: lease.clone(),
+                    profile,
+                    tools,
+                    workspace,
+                    store: store.clone(),
+                    llm: shared.deps.llm.clone(),
+                    config: shared.config.clone(),
+                    cancel: cancel.clone(),
+                    stop: shared.stop.clone(),
+                    progress,
+                }
+                .execute()
+                .await
             }
-            .execute()
-            .await
-        }
-        Err(finish) => Outcome::Finish(finish),
+            Err(finish) => Outcome::Finish(finish),
         }
     };
     heartbeat.abort();

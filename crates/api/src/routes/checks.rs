@@ -130,8 +130,8 @@ mod tests {
         assert_eq!(kinds(None).unwrap(), CheckKind::ALL);
         let k = kinds(Some(vec!["build".into(), "test".into(), "build".into()])).unwrap();
         assert_eq!(k, [CheckKind::Test, CheckKind::Build]);
-        let ApiError::Validation(details) = kinds(Some(vec!["test".into(), "deploy".into()]))
-            .unwrap_err()
+        let ApiError::Validation(details) =
+            kinds(Some(vec!["test".into(), "deploy".into()])).unwrap_err()
         else {
             panic!("not a validation error")
         };

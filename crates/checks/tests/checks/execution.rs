@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use agentd_checks::{CheckStatus, Checker, CommandSource, Counts, CountedTool, NO_DIRECTORY};
+use agentd_checks::{CheckStatus, Checker, CommandSource, CountedTool, Counts, NO_DIRECTORY};
 use agentd_core::check::CheckKind;
 use agentd_sandbox::{Sandbox, SandboxSettings};
 use serde_json::json;
@@ -28,7 +28,13 @@ async fn a_passing_test_command_passes_with_its_counts_and_its_stored_log() {
     assert_eq!(r.source, Some(CommandSource::Configured));
     assert_eq!(
         r.counts,
-        Some(Counts::Tests { tool: CountedTool::Unittest, total: 2, passed: 2, failed: 0, skipped: 0 })
+        Some(Counts::Tests {
+            tool: CountedTool::Unittest,
+            total: 2,
+            passed: 2,
+            failed: 0,
+            skipped: 0
+        })
     );
     assert!(r.output.head.contains("test_add"), "{:?}", r.output);
     let log = r.log.as_ref().expect("the log is stored");
@@ -52,7 +58,13 @@ async fn a_failing_test_command_fails_with_its_exit_code_and_counts() {
     assert_eq!(r.timeout_seconds, Some(300));
     assert_eq!(
         r.counts,
-        Some(Counts::Tests { tool: CountedTool::Unittest, total: 3, passed: 2, failed: 1, skipped: 0 })
+        Some(Counts::Tests {
+            tool: CountedTool::Unittest,
+            total: 3,
+            passed: 2,
+            failed: 1,
+            skipped: 0
+        })
     );
     assert!(format!("{}{}", r.output.head, r.output.tail).contains("subtraction is broken"));
     assert_eq!(r.log, None, "no log store was given");
@@ -62,7 +74,9 @@ async fn a_failing_test_command_fails_with_its_exit_code_and_counts() {
 async fn a_check_past_its_timeout_is_timed_out_and_killed() {
     let checker = checker().await;
     let project = Project::new(&[]);
-    let s = settings(json!({"build": {"command": "echo building; sleep 30; touch built", "timeout_seconds": 1}}));
+    let s = settings(
+        json!({"build": {"command": "echo building; sleep 30; touch built", "timeout_seconds": 1}}),
+    );
     let started = Instant::now();
     let results = checker
         .run_all(Ok(project.path()), &s, &[CheckKind::Build], &CancellationToken::new(), None)

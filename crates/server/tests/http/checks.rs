@@ -146,9 +146,15 @@ async fn checks_report_results_on(db: TestDatabase) {
     let run = run_checks(&app, &token, &good, json!({})).await;
     let result = &run["result"];
     let checks = result["checks"].as_array().unwrap();
-    let statuses: Vec<(&str, &str)> =
-        checks.iter().map(|c| (c["kind"].as_str().unwrap(), c["status"].as_str().unwrap())).collect();
-    assert_eq!(statuses, [("lint", "unavailable"), ("test", "passed"), ("build", "failed")], "{result:#}");
+    let statuses: Vec<(&str, &str)> = checks
+        .iter()
+        .map(|c| (c["kind"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("lint", "unavailable"), ("test", "passed"), ("build", "failed")],
+        "{result:#}"
+    );
     assert!(checks[0]["reason"].as_str().unwrap().contains("no lint command"), "{:#}", checks[0]);
     let passed = &checks[1];
     assert_eq!(passed["exit_code"], 0);
@@ -164,7 +170,10 @@ async fn checks_report_results_on(db: TestDatabase) {
     assert_eq!(checks[2]["timeout_seconds"], 300);
     assert!(checks[2]["output"]["head"].as_str().unwrap().contains("compiling"));
     assert_eq!(result["passed"], false);
-    assert_eq!(result["summary"], json!({"passed": 1, "failed": 1, "timed_out": 0, "unavailable": 1}));
+    assert_eq!(
+        result["summary"],
+        json!({"passed": 1, "failed": 1, "timed_out": 0, "unavailable": 1})
+    );
 
     // The full log is stored, and only its owner may read it.
     let run_id = run["id"].as_str().unwrap();
@@ -187,10 +196,16 @@ async fn checks_report_results_on(db: TestDatabase) {
         .collect();
     let expected: Vec<(String, String)> = ["lint", "test", "build"]
         .iter()
-        .flat_map(|k| [("check.started".to_owned(), (*k).to_owned()), ("check.completed".to_owned(), (*k).to_owned())])
+        .flat_map(|k| {
+            [
+                ("check.started".to_owned(), (*k).to_owned()),
+                ("check.completed".to_owned(), (*k).to_owned()),
+            ]
+        })
         .collect();
     assert_eq!(checks_seen, expected);
-    let completed = events.iter().find(|(t, d)| t == "check.completed" && d["check"] == "test").unwrap();
+    let completed =
+        events.iter().find(|(t, d)| t == "check.completed" && d["check"] == "test").unwrap();
     assert_eq!(completed.1["status"], "passed");
     assert_eq!(completed.1["counts"]["passed"], 2);
 
@@ -221,7 +236,9 @@ async fn checks_report_results_on(db: TestDatabase) {
 async fn a_timed_out_check_and_a_managed_project_are_never_passes() {
     let dirs = Dirs::new();
     let root = dirs.root.clone();
-    let app = spawn_app_with(TestDatabase::sqlite(), move |s| s.workspace.allowed_roots = vec![root]).await;
+    let app =
+        spawn_app_with(TestDatabase::sqlite(), move |s| s.workspace.allowed_roots = vec![root])
+            .await;
     let (_, token) = app.signed_in("slow@example.com", Role::Member).await;
     let slow = dirs.project("slow", &[]);
     let slow = directory_project(
@@ -265,7 +282,9 @@ async fn bad_kinds_and_bad_checks_settings_are_refused_with_422() {
     let (_, token) = app.signed_in("bad@example.com", Role::Member).await;
     let project = create_project(&app, &token, json!({"title": "p"})).await;
     let id = project["id"].as_str().unwrap();
-    for body in [json!({"kinds": ["test", "deploy"]}), json!({"kinds": []}), json!({"kinds": "test"})] {
+    for body in
+        [json!({"kinds": ["test", "deploy"]}), json!({"kinds": []}), json!({"kinds": "test"})]
+    {
         let res = start_checks(&app, &token, id, body.clone()).await;
         expect_envelope(res, 422, "validation_error").await;
     }
@@ -274,7 +293,10 @@ async fn bad_kinds_and_bad_checks_settings_are_refused_with_422() {
     assert_eq!(body["error"]["details"][0]["field"], "kinds[1]", "{body}");
 
     let bad_settings = [
-        (json!({"checks": {"test": {"command": "cargo test", "timeout_seconds": 0}}}), "settings.checks.test.timeout_seconds"),
+        (
+            json!({"checks": {"test": {"command": "cargo test", "timeout_seconds": 0}}}),
+            "settings.checks.test.timeout_seconds",
+        ),
         (json!({"checks": {"test": {"timeout_seconds": 10}}}), "settings.checks.test.command"),
         (json!({"checks": {"deploy": {"command": "make deploy"}}}), "settings.checks"),
         (json!({"checks": ["cargo test"]}), "settings.checks"),
@@ -291,7 +313,13 @@ async fn bad_kinds_and_bad_checks_settings_are_refused_with_422() {
         let body = expect_envelope(res, 422, "validation_error").await;
         assert_eq!(body["error"]["details"][0]["field"], field, "{body}");
     }
-    let res = app.client.get(app.url(&format!("/v1/projects/{id}"))).bearer_auth(&token).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(&format!("/v1/projects/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     let project: Value = res.json().await.unwrap();
     assert_eq!(project["settings"], json!({}), "nothing changed");
 }
