@@ -217,17 +217,22 @@ impl Checker {
         log: Option<&dyn LogStore>,
     ) -> CheckResult {
         let kind = check.kind;
-        let command = match (&check.command, dir) {
-            (Err(reason), _) => return CheckResult::unavailable(kind, reason.clone()),
-            (Ok(_), Err(reason)) => return CheckResult::unavailable(kind, reason),
-            (Ok(command), Ok(_)) => command,
+        let command = match &check.command {
+            Err(reason) => return CheckResult::unavailable(kind, reason.clone()),
+            Ok(command) => command,
         };
-        let Ok(dir) = dir else { return CheckResult::unavailable(kind, "no directory") };
         let mut result = CheckResult {
             command: Some(command.line.clone()),
             source: Some(command.source.clone()),
             timeout_seconds: Some(command.timeout_seconds),
             ..CheckResult::unavailable(kind, "")
+        };
+        let dir = match dir {
+            Ok(dir) => dir,
+            Err(reason) => {
+                result.reason = Some(reason.to_owned());
+                return result;
+            }
         };
         let logs = match tempfile::Builder::new().prefix("agentd-check-").tempdir() {
             Ok(d) => d,

@@ -162,6 +162,8 @@ async fn without_a_directory_every_check_is_unavailable_with_the_reason() {
         assert_eq!(r.status, CheckStatus::Unavailable, "{r:?}");
         assert!(r.reason.as_deref().unwrap().contains("no working directory"), "{r:?}");
     }
+    // The configured command is named, though it could not run.
+    assert_eq!(results[1].command.as_deref(), Some("true"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

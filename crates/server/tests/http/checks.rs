@@ -323,3 +323,53 @@ async fn bad_kinds_and_bad_checks_settings_are_refused_with_422() {
     let project: Value = res.json().await.unwrap();
     assert_eq!(project["settings"], json!({}), "nothing changed");
 }
+
+#[tokio::test]
+async fn an_agent_runs_the_projects_checks_with_the_run_checks_tool() {
+    let dirs = Dirs::new();
+    let root = dirs.root.clone();
+    let (app, fake) = agentd_test_support::spawn_app_with_llm(move |s| {
+        s.workspace.allowed_roots = vec![root];
+    })
+    .await;
+    let (_, token) = app.signed_in("agent@example.com", Role::Member).await;
+    let path = dirs.project("agent", &[]);
+    let project =
+        directory_project(&app, &token, &path, json!({"test": {"command": "echo checked"}})).await;
+    fake.push([
+        agentd_test_support::llm::Reply::tool_call("run_checks", json!({"kinds": ["test"]})),
+        agentd_test_support::llm::Reply::text("Checked."),
+    ]);
+    let res = app
+        .client
+        .post(app.url(&format!("/v1/projects/{project}/runs")))
+        .bearer_auth(&token)
+        .json(&json!({"agent": "qa", "input": {"task": "check the project"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let run: Value = res.json().await.unwrap();
+    let id = run["id"].as_str().unwrap();
+    let done: Value = app
+        .client
+        .get(app.url(&format!("/v1/runs/{id}/wait?timeout_seconds=60")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "succeeded", "{done:#}");
+    let events = event_types(&app, &token, id).await;
+    let (_, result) = events.iter().find(|(t, _)| t == "tool.result").unwrap();
+    assert_eq!(result["tool"], "run_checks");
+    assert_eq!(result["status"], "ok", "{result:#}");
+    // The model got one line for the test check, naming the project's command. It runs when
+    // the run has a working directory for commands, and says why not otherwise.
+    let second = fake.requests()[1].body.to_string();
+    assert!(second.contains("test: "), "{second}");
+    assert!(second.contains("`echo checked`"), "{second}");
+    assert!(second.contains("test: passed") || second.contains("no working directory"), "{second}");
+}
