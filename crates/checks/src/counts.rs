@@ -622,7 +622,7 @@ error: could not compile `demo` (bin \"demo\") due to 1 previous error
 
 
 /work/web/src/index.js
-   1:10  error    'helper' is defined but never used  no-unused-vars
+   1:10  error    'format' is defined but never used  no-unused-vars
    7:3   warning  Unexpected console statement        no-console
   12:1   warning  Unexpected console statement        no-console
 
