@@ -96,6 +96,8 @@ fn ordinary_routes() -> OpenApiRouter<AppState> {
             routes::conversations::get_conversation,
             routes::conversations::delete_conversation
         ))
+        .routes(routes!(routes::checks::start_checks))
+        .routes(routes!(routes::checks::run_blob))
         .routes(routes!(routes::approvals::list_approvals))
         .routes(routes!(routes::approvals::get_approval, routes::approvals::decide_approval))
         .routes(routes!(routes::approvals::execute_pending))

@@ -9,6 +9,7 @@
 
 pub mod approval;
 pub mod auth;
+pub mod check;
 pub mod clock;
 pub mod command_policy;
 pub mod conversation;

@@ -315,6 +315,9 @@ fn check_settings(
 ) {
     let value = serde_json::Value::Object(settings.clone());
     check_json("settings", Some(&value), problems);
+    if let Err(invalid) = crate::check::ChecksSettings::from_project_settings(settings) {
+        problems.extend(invalid.into_iter().map(|i| FieldProblem::new(i.path, i.message)));
+    }
 }
 
 #[cfg(test)]
@@ -389,5 +392,16 @@ mod tests {
         assert_eq!(patched.status, ProjectStatus::Archived);
         assert_eq!(patched.tech_stack, project.tech_stack);
         assert_eq!(patched.revision, 3);
+    }
+
+    #[test]
+    fn a_patch_with_a_bad_checks_setting_names_the_bad_field() {
+        let mut settings = serde_json::Map::new();
+        settings.insert(
+            "checks".into(),
+            serde_json::json!({"test": {"command": "cargo test", "timeout_seconds": "soon"}}),
+        );
+        let patch = ProjectPatch { settings: Some(settings), ..ProjectPatch::default() };
+        assert_eq!(fields(patch.validate()), ["settings.checks.test.timeout_seconds"]);
     }
 }

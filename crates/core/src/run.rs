@@ -480,6 +480,11 @@ pub mod event {
     pub const TOOL_CALL: &str = "tool.call";
     /// A tool call ended. `{step, call_id, tool, status, output}`.
     pub const TOOL_RESULT: &str = "tool.result";
+    /// A check of a checks run began. `{step, check, command, source}`.
+    pub const CHECK_STARTED: &str = "check.started";
+    /// A check of a checks run ended. `{step, check, status, exit_code, duration_ms, counts,
+    /// reason}`.
+    pub const CHECK_COMPLETED: &str = "check.completed";
     /// Older turns were summarised to fit the context. `{step, replaced_messages}`.
     pub const CONTEXT_COMPACTED: &str = "context.compacted";
     /// A human decision is needed. `{approval_id, ...}`.

@@ -42,6 +42,17 @@ pub struct CreateRunRequest {
     pub multitask: Multitask,
 }
 
+/// `POST /v1/projects/{id}/checks`: which checks to run. Send an `Idempotency-Key` header to
+/// make retries safe.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartChecksRequest {
+    /// Any of `lint`, `test`, `build`, run in that order whatever the order given; all three
+    /// when absent.
+    #[serde(default)]
+    pub kinds: Option<Vec<String>>,
+}
+
 /// Why a run failed, was cancelled or timed out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RunErrorBody {

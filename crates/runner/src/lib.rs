@@ -8,6 +8,7 @@
 //! every loop also polls, so a lost signal costs latency, never a stuck run.
 
 mod agent;
+mod checks;
 pub mod maintenance;
 mod pool;
 pub mod profile;

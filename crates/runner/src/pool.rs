@@ -248,24 +248,42 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
         progress.clone(),
     ));
     let outcome = match prepare(shared, &run).await {
-        Ok(Prepared { profile, tools, workspace, workdir, network }) => {
-            let outcome = Attempt {
-                run,
-                lease: lease.clone(),
-                profile,
-                tools,
-                workspace,
-                workdir: workdir.clone(),
-                network,
-                store: store.clone(),
-                llm: shared.deps.llm.clone(),
-                config: shared.config.clone(),
-                cancel: cancel.clone(),
-                stop: shared.stop.clone(),
-                progress,
-            }
-            .execute()
-            .await;
+        Ok(Prepared { agent, workspace, workdir, network }) => {
+            let outcome = match agent {
+                // A checks run has no model: it runs the project's checks in the directory.
+                None => {
+                    let dir = workdir.as_deref().map(|w| w.path.as_path());
+                    crate::checks::attempt(
+                        &shared.deps,
+                        &run,
+                        &lease,
+                        dir,
+                        &cancel,
+                        &shared.stop,
+                        &progress,
+                    )
+                    .await
+                }
+                Some((profile, tools)) => {
+                    Attempt {
+                        run,
+                        lease: lease.clone(),
+                        profile,
+                        tools,
+                        workspace,
+                        workdir: workdir.clone(),
+                        network,
+                        store: store.clone(),
+                        llm: shared.deps.llm.clone(),
+                        config: shared.config.clone(),
+                        cancel: cancel.clone(),
+                        stop: shared.stop.clone(),
+                        progress,
+                    }
+                    .execute()
+                    .await
+                }
+            };
             // The copy of a managed workspace lives for one attempt: everything it changed is
             // in the project by now, and a later attempt starts from the project again.
             if let Some(workdir) = &workdir {
@@ -306,8 +324,8 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
 
 /// What an attempt works with.
 struct Prepared {
-    profile: crate::AgentProfile,
-    tools: Vec<Arc<dyn agentd_core::tool::Tool>>,
+    /// The profile and its tools; `None` for a checks run, which has no model.
+    agent: Option<(crate::AgentProfile, Vec<Arc<dyn agentd_core::tool::Tool>>)>,
     workspace: Option<Arc<dyn agentd_core::Workspace>>,
     workdir: Option<Arc<WorkDir>>,
     network: Option<bool>,
@@ -320,14 +338,18 @@ async fn prepare(shared: &Shared, run: &Run) -> Result<Prepared, Finish> {
         result: None,
         error: Some(RunError::new(t, m)),
     };
-    let profile = shared.config.profiles.get(&run.agent).cloned().ok_or_else(|| {
-        failed("unknown_agent", format!("there is no agent type {:?}", run.agent))
-    })?;
-    let tools = shared
-        .deps
-        .tools
-        .select(&profile.tools)
-        .map_err(|e| failed("agent_misconfigured", format!("agent {:?}: {e}", run.agent)))?;
+    let agent = if run.agent == agentd_core::check::CHECKS_AGENT {
+        None
+    } else {
+        let profile = shared.config.profiles.get(&run.agent).cloned().ok_or_else(|| {
+            failed("unknown_agent", format!("there is no agent type {:?}", run.agent))
+        })?;
+        let tools =
+            shared.deps.tools.select(&profile.tools).map_err(|e| {
+                failed("agent_misconfigured", format!("agent {:?}: {e}", run.agent))
+            })?;
+        Some((profile, tools))
+    };
     let unavailable = |err: agentd_core::WorkspaceError| Finish::Retry {
         after: shared.config.retry_delay(run.failures),
         error: RunError::new("workspace_unavailable", err.to_string()),
@@ -359,7 +381,7 @@ async fn prepare(shared: &Shared, run: &Run) -> Result<Prepared, Finish> {
             Err(err) => return Err(unavailable(err)),
         },
     };
-    Ok(Prepared { profile, tools, workspace, workdir, network })
+    Ok(Prepared { agent, workspace, workdir, network })
 }
 
 /// Renews the lease every third of its length, publishes progress, and interrupts the attempt

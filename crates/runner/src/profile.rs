@@ -113,8 +113,16 @@ pub fn builtins() -> BTreeMap<String, AgentProfile> {
     let read = ["list_files", "read_file", "search"];
     let write = ["list_files", "read_file", "search", "write_file", "edit_file"];
     // The code agent builds and tests its change; the QA agent runs the tests it reviews.
-    let code = ["list_files", "read_file", "search", "write_file", "edit_file", "run_terminal"];
-    let qa = ["list_files", "read_file", "search", "run_terminal"];
+    let code = [
+        "list_files",
+        "read_file",
+        "search",
+        "write_file",
+        "edit_file",
+        "run_terminal",
+        "run_checks",
+    ];
+    let qa = ["list_files", "read_file", "search", "run_terminal", "run_checks"];
     [
         builtin(
             "research",
@@ -131,8 +139,8 @@ pub fn builtins() -> BTreeMap<String, AgentProfile> {
             "You are a software engineer. Implement the requested change in this project with \
              small, correct edits that follow the conventions already in the code. Understand the \
              relevant code first, keep unrelated code as it is, and add or update tests when the \
-             project has them. Run the project's build and tests with run_terminal when it \
-             has them, and fix what fails. Explain any assumption you had to make.",
+             project has them. Run the project's checks with run_checks (or a command with \
+             run_terminal) and fix what fails. Explain any assumption you had to make.",
             &code,
         ),
         builtin(
@@ -141,8 +149,8 @@ pub fn builtins() -> BTreeMap<String, AgentProfile> {
             "You are a QA engineer. Examine the project for defects related to the task: wrong \
              behaviour, missing error handling, untested paths, inconsistencies between code and \
              documentation. Report each finding with its location, why it is a defect, and how to \
-             reproduce or fix it, ordered by severity. Run the tests with run_terminal to back \
-             your findings. Do not modify files.",
+             reproduce or fix it, ordered by severity. Run the checks with run_checks (or \
+             the tests with run_terminal) to back your findings. Do not modify files.",
             &qa,
         ),
         builtin(
@@ -244,11 +252,14 @@ mod tests {
         }
         assert!(p["code"].tools.contains(&"write_file".to_owned()));
         assert!(!p["research"].tools.contains(&"write_file".to_owned()));
-        for tool in ["run_terminal", "search", "edit_file"] {
+        for tool in ["run_terminal", "search", "edit_file", "run_checks"] {
             assert!(p["code"].tools.contains(&tool.to_owned()), "{tool}");
         }
-        assert!(p["qa"].tools.contains(&"run_terminal".to_owned()));
+        for tool in ["run_terminal", "run_checks"] {
+            assert!(p["qa"].tools.contains(&tool.to_owned()), "{tool}");
+        }
         assert!(!p["qa"].tools.contains(&"edit_file".to_owned()));
+        assert!(!p["qa"].tools.contains(&"write_file".to_owned()));
     }
 
     #[test]

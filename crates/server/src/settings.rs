@@ -795,6 +795,12 @@ impl Settings {
                     "agent type names use letters, digits, _ and -",
                 ));
             }
+            if name == agentd_core::check::CHECKS_AGENT {
+                return Err(ConfigError::new(
+                    format!("agents.{name}"),
+                    "`checks` is the built-in agent type of checks runs and cannot be configured",
+                ));
+            }
         }
         Ok(())
     }
@@ -1485,6 +1491,8 @@ fallbacks = ["anthropic/claude-sonnet-4-5"]
         assert_eq!(err.key, "llm.models.\"openai/gpt-4o\".price.output");
         let err = with_file("[agents.code]\nmodle = \"x\"\n", &[]).unwrap_err();
         assert!(err.to_string().contains("modle"), "{err}");
+        let err = with_file("[agents.checks]\nmax_steps = 3\n", &[]).unwrap_err();
+        assert_eq!(err.key, "agents.checks");
     }
 }
 

@@ -191,11 +191,15 @@ async fn rate_limiter(settings: &Settings) -> Result<Arc<RateLimiter>, StartupEr
 /// When the command policy is invalid (validation normally caught it already).
 pub fn build_tools(
     settings: &Settings,
+    store: &Arc<dyn agentd_core::Store>,
     sandbox: &agentd_sandbox::Sandbox,
 ) -> Result<ToolRegistry, StartupError> {
     let policy = agentd_core::CommandPolicy::from_settings(&settings.command_policy)
         .map_err(|e| StartupError::Config(format!("command_policy: {e}")))?;
-    Ok(ToolRegistry::standard(sandbox.clone(), Arc::new(policy)))
+    let mut tools = ToolRegistry::standard(sandbox.clone(), Arc::new(policy));
+    let checker = agentd_checks::Checker::new(sandbox.clone());
+    tools.add(Arc::new(agentd_checks::RunChecks::new(checker, store.clone())));
+    Ok(tools)
 }
 
 /// The LLM router of the settings, recording usage in `store`.
@@ -253,7 +257,7 @@ impl Application {
         let runner = RunnerDeps {
             store: store.clone(),
             llm: llm.clone(),
-            tools: build_tools(&settings, &sandbox)?,
+            tools: build_tools(&settings, &store, &sandbox)?,
             workspaces: workspaces.clone(),
             sandbox: sandbox.clone(),
         };
@@ -541,7 +545,13 @@ pub async fn work(settings: Settings) -> anyhow::Result<()> {
     }
     let sandbox = agentd_sandbox::Sandbox::new(settings.sandbox.clone()).await;
     let runner = Runner::start(
-        RunnerDeps { store, llm, tools: build_tools(&settings, &sandbox)?, workspaces, sandbox },
+        RunnerDeps {
+            tools: build_tools(&settings, &store, &sandbox)?,
+            store,
+            llm,
+            workspaces,
+            sandbox,
+        },
         config,
     );
     tracing::info!(

@@ -5,6 +5,7 @@ pub(crate) mod api_keys;
 pub(crate) mod approvals;
 pub(crate) mod auth;
 pub(crate) mod chat;
+pub(crate) mod checks;
 pub(crate) mod conversations;
 pub(crate) mod files;
 pub(crate) mod jobs;

@@ -64,7 +64,7 @@ pub(crate) fn run_response(run: Run) -> RunResponse {
 }
 
 /// The idempotency key of a request, validated.
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
     let key = value
         .to_str()
@@ -145,7 +145,7 @@ pub(crate) async fn start_run(
     }
 }
 
-fn accepted(run: Run, created: bool) -> Response {
+pub(crate) fn accepted(run: Run, created: bool) -> Response {
     let location = format!("/v1/runs/{}", run.id);
     let mut response = (StatusCode::ACCEPTED, ApiJson(run_response(run))).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {

@@ -163,7 +163,7 @@ async fn fixture(app: &TestApp, template: &str, owner_token: &str, owner_id: &st
             let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
             template.replace("{id}", &id)
         }
-        "/v1/projects/{id}/runs" | "/v1/jobs/{id}/list" => {
+        "/v1/projects/{id}/runs" | "/v1/jobs/{id}/list" | "/v1/projects/{id}/checks" => {
             let owner = app.store.user(owner_id.parse().unwrap()).await.unwrap();
             template.replace("{id}", &app.project(&owner).await.id.to_string())
         }
@@ -179,7 +179,8 @@ async fn fixture(app: &TestApp, template: &str, owner_token: &str, owner_id: &st
                 .await
                 .unwrap();
             let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-            template.replace("{id}", &id)
+            // A stored output of the run (the tenancy check stops at the run either way).
+            template.replace("{id}", &id).replace("{blob_id}", &uuid::Uuid::now_v7().to_string())
         }
         "/v1/conversations/{id}" => {
             let res = app

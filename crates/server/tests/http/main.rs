@@ -8,6 +8,7 @@ mod approvals;
 mod authz;
 mod browser;
 mod chat;
+mod checks;
 mod conversations;
 mod envelope;
 mod files;
