@@ -92,12 +92,23 @@ async fn file_exists(app: &TestApp, token: &str, project: &str, path: &str) -> b
 }
 
 #[tokio::test]
-async fn an_approved_command_runs_in_the_sandbox_and_the_diff_shows_the_runs_work() {
+async fn an_approved_command_runs_in_the_sandbox_the_checks_pass_and_the_diff_shows_the_runs_work()
+{
     let data = data_dir();
     let (app, fake) = app(&data, |_| {}).await;
     let (user, token) = app.signed_in("tools@example.com", Role::Member).await;
     let project = app.project(&user).await.id.to_string();
     assert_eq!(put_file(&app, &token, &project, "src/greeting.txt", "hello\n").await.status(), 201);
+    // The project's test check passes only once the approved command has done its work.
+    let res = app
+        .client
+        .patch(app.url(&format!("/v1/projects/{project}")))
+        .bearer_auth(&token)
+        .json(&json!({"settings": {"checks": {"test": {"command": "grep -q 'HELLO, WORLD' shout.txt"}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     let before =
         get(&app, &token, &format!("/v1/projects/{project}")).await["revision"].as_i64().unwrap();
     fake.push([
@@ -109,6 +120,7 @@ async fn an_approved_command_runs_in_the_sandbox_and_the_diff_shows_the_runs_wor
             "run_terminal",
             json!({"command": "tr a-z A-Z < src/greeting.txt > shout.txt && id -u"}),
         ),
+        Reply::tool_call("run_checks", json!({"kinds": ["test"]})),
         Reply::text("Greeted the world."),
     ]);
     let run = start(&app, &token, &project).await;
@@ -129,6 +141,9 @@ async fn an_approved_command_runs_in_the_sandbox_and_the_diff_shows_the_runs_wor
     let third = fake.requests()[2].body.to_string();
     assert!(third.contains("exit code 0"), "{third}");
     assert!(third.contains("65534"), "the command ran as the sandbox uid: {third}");
+    // Then the agent ran the project's checks, which saw the command's file.
+    let fourth = fake.requests()[3].body.to_string();
+    assert!(fourth.contains("test: passed"), "{fourth}");
     let changes =
         get(&app, &token, &format!("/v1/projects/{project}/changes?since={before}")).await;
     let authors: Vec<&str> =
