@@ -941,7 +941,8 @@ impl Attempt {
 
     async fn succeed(&self, text: String) -> Result<Finish, Stop> {
         if let Some(conversation) = self.run.conversation_id {
-            self.store
+            let appended = self
+                .store
                 .append_messages(
                     conversation,
                     Some(self.run.id),
@@ -953,7 +954,12 @@ impl Attempt {
                         NewMessage { role: MessageRole::Assistant, content: text.clone() },
                     ],
                 )
-                .await?;
+                .await;
+            match appended {
+                // Deleted while the run worked: the answer stays in the run's result.
+                Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                Err(err) => return Err(err.into()),
+            }
         }
         Ok(Finish::Done {
             status: RunStatus::Succeeded,

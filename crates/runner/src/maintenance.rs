@@ -1,10 +1,12 @@
 //! Retention: deleting idle conversations and old finished runs, by a sweeper that one node at a
-//! time runs (it takes a lock in the database), and on demand (`agentd cleanup`).
+//! time runs (it takes a lock in the database), and on demand (`agentd cleanup`). Each node also
+//! removes, on its own disk, the directories (command logs, leftover copies) of runs the database
+//! no longer has.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_core::{Store, StoreResult};
+use agentd_core::{RunId, Store, StoreError, StoreResult};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +57,34 @@ pub async fn cleanup(
     Ok(done)
 }
 
+/// Removes the directories under `runs_dir` of runs that no longer exist (deleted by retention,
+/// or with their project), and returns how many it removed. Names that are not run ids are left
+/// alone.
+///
+/// # Errors
+/// Store failures other than a missing run.
+pub async fn prune_run_dirs(store: &dyn Store, runs_dir: &std::path::Path) -> StoreResult<u64> {
+    let Ok(mut entries) = tokio::fs::read_dir(runs_dir).await else { return Ok(0) };
+    let mut removed = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<RunId>().ok()) else {
+            continue;
+        };
+        match store.run(None, id).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => match tokio::fs::remove_dir_all(entry.path()).await
+            {
+                Ok(()) => removed += 1,
+                Err(err) => {
+                    tracing::warn!(run = %id, error = %err, "could not remove a run's directory");
+                }
+            },
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(removed)
+}
+
 /// Sweeps at once and then at every interval, whenever this node holds the retention lock.
 /// Every [`crate::Runner`] runs one; a node without workers runs it alone.
 pub async fn sweep_loop(
@@ -83,6 +113,14 @@ pub async fn sweep_loop(
             }
             Ok(false) => {}
             Err(err) => tracing::warn!(error = %err, "retention lock failed"),
+        }
+        // Run directories are on this node's disk: every node prunes its own.
+        if let Some(runs_dir) = &config.runs_dir {
+            match prune_run_dirs(store.as_ref(), runs_dir).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(directories = n, "removed the directories of deleted runs"),
+                Err(err) => tracing::warn!(error = %err, "pruning run directories failed"),
+            }
         }
     }
 }

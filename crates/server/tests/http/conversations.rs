@@ -195,6 +195,45 @@ async fn a_run_continuing_a_conversation_sees_its_history() {
 }
 
 #[tokio::test]
+async fn a_conversation_deleted_while_its_run_works_does_not_fail_the_run() {
+    let (app, fake) = spawn_app_with_llm(|_| {}).await;
+    fake.push([Reply::text("Done anyway.").delayed(Duration::from_secs(1))]);
+    let (user, token) = app.signed_in("gone@example.com", Role::Member).await;
+    let project = app.project(&user).await.id.to_string();
+    let conversation: Value =
+        create(&app, &token, json!({"project_id": project})).await.json().await.unwrap();
+    let conversation = conversation["id"].as_str().unwrap();
+    let run: Value = start(
+        &app,
+        &token,
+        &project,
+        json!({"agent": "research", "input": {"task": "t"}, "conversation_id": conversation}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    // The model has the request: the attempt is in flight when the conversation goes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.requests().is_empty() {
+        assert!(Instant::now() < deadline, "the run never called the model");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let res = app
+        .client
+        .delete(app.url(&format!("/v1/conversations/{conversation}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let done = wait(&app, &token, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done:#}");
+    assert_eq!(done["result"]["text"], "Done anyway.");
+    assert_eq!(done["attempts"], 1, "{done:#}");
+}
+
+#[tokio::test]
 async fn a_busy_conversation_refuses_a_run_that_asks_not_to_queue() {
     let app = spawn_app_with(TestDatabase::sqlite(), |s| s.runs.workers = 0).await;
     let (user, token) = app.signed_in("busy@example.com", Role::Member).await;

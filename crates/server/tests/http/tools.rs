@@ -261,3 +261,29 @@ async fn readiness_and_the_capabilities_endpoint_show_a_working_sandbox() {
     assert_eq!(sandbox["trial"]["seccomp_mode"], 2);
     assert_ne!(sandbox["uid"], 0);
 }
+
+#[tokio::test]
+async fn the_directories_of_runs_the_database_no_longer_has_are_pruned() {
+    let data = data_dir();
+    let (app, fake) = app(&data, |_| {}).await;
+    let (user, token) = app.signed_in("prune@example.com", Role::Member).await;
+    let project = app.project(&user).await.id.to_string();
+    fake.push([Reply::text("Nothing to do.")]);
+    let run = start(&app, &token, &project).await;
+    until(&app, &token, &run, "succeeded").await;
+    let runs = data.path().join("runs");
+    let kept = runs.join(&run).join("logs");
+    std::fs::create_dir_all(&kept).unwrap();
+    let gone = runs.join(agentd_core::RunId::new().to_string()).join("logs");
+    std::fs::create_dir_all(&gone).unwrap();
+    std::fs::write(gone.join("command.log"), "old output").unwrap();
+    let stranger = runs.join("not-a-run");
+    std::fs::create_dir_all(&stranger).unwrap();
+
+    let removed =
+        agentd_runner::maintenance::prune_run_dirs(app.store.as_ref(), &runs).await.unwrap();
+    assert_eq!(removed, 1);
+    assert!(!gone.parent().unwrap().exists(), "a deleted run's directory is removed");
+    assert!(kept.exists(), "an existing run's directory stays");
+    assert!(stranger.exists(), "what is not a run's directory is left alone");
+}
