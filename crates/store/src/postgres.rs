@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use agentd_core::{Clock, StoreResult};
 use secrecy::ExposeSecret;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use time::OffsetDateTime;
 
 use agentd_core::signal::{Signal, Signals};
@@ -26,14 +26,34 @@ pub struct PgStore {
     listener: tokio::task::JoinHandle<()>,
 }
 
+/// Whether to skip TLS: the URL names a loopback host or a socket and neither it nor `PGSSLMODE`
+/// chose a mode. The default mode (`prefer`) would negotiate TLS, which protects nothing on the
+/// host's own loopback and costs every new connection a handshake.
+fn plain_on_loopback(url: &str, connect: &PgConnectOptions) -> bool {
+    let chosen =
+        url.to_ascii_lowercase().contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
+    let host = connect.get_host();
+    let loopback = host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !chosen && loopback
+}
+
 impl PgStore {
     pub(crate) async fn connect(
         options: &DatabaseOptions,
         clock: Arc<dyn Clock>,
     ) -> StoreResult<Self> {
-        let connect = PgConnectOptions::from_str(options.url.expose_secret())
+        let url = options.url.expose_secret();
+        let mut connect = PgConnectOptions::from_str(url)
             .map_err(|e| map_err("database", e))?
             .application_name("agentd");
+        if plain_on_loopback(url, &connect) {
+            connect = connect.ssl_mode(PgSslMode::Disable);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .min_connections(options.min_connections.min(options.max_connections))
@@ -114,5 +134,25 @@ impl Signals for PgStore {
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.listener.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(url: &str) -> bool {
+        plain_on_loopback(url, &PgConnectOptions::from_str(url).unwrap())
+    }
+
+    #[test]
+    fn tls_is_skipped_only_on_loopback_when_no_mode_was_chosen() {
+        assert!(plain("postgres://u@127.0.0.1:5432/db"));
+        assert!(plain("postgres://u@localhost/db"));
+        assert!(plain("postgres://u@[::1]:5432/db"));
+        assert!(!plain("postgres://u@127.0.0.1:5432/db?sslmode=require"));
+        assert!(!plain("postgres://u@127.0.0.1:5432/db?SSLMODE=prefer"));
+        assert!(!plain("postgres://u@db.internal:5432/db"));
+        assert!(!plain("postgres://u@10.0.0.5/db"));
     }
 }
