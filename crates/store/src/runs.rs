@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use futures::StreamExt as _;
+
 use agentd_core::page::{Page, PageRequest};
 use agentd_core::run::{
     Created, Finish, Heartbeat, Lease, NewEvent, NewRun, Run, RunError, RunEvent, RunFilter,
@@ -685,29 +687,42 @@ impl_for_backends!(RunStore {
 
     async fn rescue_expired(&self, max_attempts_error: &str) -> StoreResult<u32> {
         let now = self.now();
-        let expired: Vec<(DbUuid, i64, String)> = sqlx::query_as(
-            "SELECT id, attempt, lease_owner FROM runs WHERE lease_owner IS NOT NULL \
-             AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT 100",
+        let expired: Vec<(DbUuid, i64, String, bool)> = sqlx::query_as(
+            "SELECT id, attempt, lease_owner, cancel_requested_at IS NOT NULL FROM runs \
+             WHERE lease_owner IS NOT NULL AND lease_expires_at < $1 \
+             ORDER BY lease_expires_at LIMIT 100",
         )
         .bind(DbTime(now))
         .fetch_all(self.reader())
         .await
         .map_err(|e| map_err(ENTITY, e))?;
+        // After a node dies, all its runs expire together: rescue them side by side (PostgreSQL
+        // commits them in parallel; SQLite's single writer takes them in turn) so the last one
+        // is not a hundred round trips late.
+        let outcomes: Vec<StoreResult<Run>> = futures::stream::iter(expired)
+            .map(|(id, attempt, owner, cancel_requested)| async move {
+                let lease = Lease { run_id: id.0.into(), attempt: count(attempt), worker: owner };
+                let finish = if cancel_requested {
+                    Finish::Done {
+                        status: RunStatus::Cancelled,
+                        result: None,
+                        error: Some(RunError::new("cancelled", "the run was cancelled")),
+                    }
+                } else {
+                    let error = RunError::new(
+                        max_attempts_error,
+                        "the worker running this run stopped responding",
+                    );
+                    Finish::Retry { after: Duration::ZERO, error }
+                };
+                self.finish_attempt(&lease, finish).await
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
         let mut rescued = 0;
-        for (id, attempt, owner) in expired {
-            let lease = Lease { run_id: id.0.into(), attempt: count(attempt), worker: owner };
-            let run = self.run(None, lease.run_id).await?;
-            let error = RunError::new(max_attempts_error, "the worker running this run stopped responding");
-            let finish = if run.cancel_requested_at.is_some() {
-                Finish::Done {
-                    status: RunStatus::Cancelled,
-                    result: None,
-                    error: Some(RunError::new("cancelled", "the run was cancelled")),
-                }
-            } else {
-                Finish::Retry { after: Duration::ZERO, error }
-            };
-            match self.finish_attempt(&lease, finish).await {
+        for outcome in outcomes {
+            match outcome {
                 Ok(_) => rescued += 1,
                 // Its worker came back, or another node rescued it first.
                 Err(StoreError::LeaseLost) => {}
