@@ -27,7 +27,7 @@ use agentd_core::workspace::{Author, Precondition};
 use agentd_core::{PageRequest, ProjectId, RunId, Store};
 use agentd_test_support::TestDatabase;
 use agentd_test_support::llm::{FakeLlm, Protocol, Reply};
-use agentd_test_support::process::AgentdProcess;
+use agentd_test_support::process::{self, AgentdProcess};
 use agentd_store::Backend;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -199,25 +199,6 @@ impl Observer {
     }
 }
 
-#[allow(clippy::disallowed_methods)]
-fn create_user(dir: &Path, envs: &[(&str, String)], email: &str) {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new(agentd())
-        .args(["users", "create", "--email", email])
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "users create: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn start(dir: &Path, envs: &[(&str, String)]) -> (AgentdProcess, String) {
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = AgentdProcess::spawn(agentd(), dir, &["serve"], &envs);
@@ -256,9 +237,12 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
         ("AGENTD_LOG", "warn,agentd_server=info".into()),
     ];
     let (dir_path, envs2) = (dir.path().to_owned(), envs.clone());
-    tokio::task::spawn_blocking(move || create_user(&dir_path, &envs2, "crash@example.com"))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        let envs: Vec<(&str, &str)> = envs2.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        process::create_user(agentd(), &dir_path, &envs, "crash@example.com", PASSWORD);
+    })
+    .await
+    .unwrap();
     let database = db.open().await;
     let store = database.store();
     let user = store.user_by_email("crash@example.com").await.unwrap();
