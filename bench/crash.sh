@@ -22,10 +22,11 @@ AGENTD_CRASH_REPETITIONS="$REPETITIONS" cargo test --locked -p agentd-cli --test
   -- --nocapture --test-threads 1 2>&1 | tee "$log" | grep -E '^(crash |test |thread )' || status=$?
 grep -q '^test result: ok' "$log" || status=1
 echo "# after: $(uptime)"
-echo "# $(grep -c '^crash sqlite' "$log") SQLite and $(grep -c '^crash postgres' "$log") PostgreSQL repetitions in $(( $(date +%s) - started )) s"
+echo "# $(grep -o 'crash sqlite #[0-9]*:' "$log" | wc -l) SQLite and $(grep -o 'crash postgres #[0-9]*:' "$log" | wc -l) PostgreSQL repetitions in $(( $(date +%s) - started )) s"
 echo "# runs in flight at the kill: $(grep -o '[0-9]* runs in flight' "$log" | awk '{s+=$1} END {print s+0}')," \
   "unrecorded replies asked again: $(grep -o '[0-9]* unrecorded' "$log" | awk '{s+=$1} END {print s+0}')," \
   "calls of unknown outcome: $(grep -o '[0-9]* calls of unknown' "$log" | awk '{s+=$1} END {print s+0}')," \
   "slowest takeover after lease expiry: $(grep -o 'at most [0-9.]* s' "$log" | awk '{if ($3>m) m=$3} END {print m+0}') s"
 grep -E '^test result' "$log"
+grep -A6 'panicked at' "$log" || true
 exit "$status"

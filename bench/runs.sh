@@ -21,7 +21,7 @@ cargo bench --locked -p agentd-cli --bench runs
 
 if [ "${CELERY:-1}" != 0 ]; then
   venv="${XDG_CACHE_HOME:-$HOME/.cache}/agentd-bench-celery"
-  [ -x "$venv/bin/celery" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install --quiet celery redis; }
+  [ -x "$venv/bin/celery" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install --quiet celery redis packaging; }
   redis-cli -n 15 flushdb >/dev/null
   echo
   echo "## Celery $("$venv/bin/celery" --version | cut -d' ' -f1) + Redis: $THROUGHPUT_RUNS no-op tasks, prefork pool of ${CELERY_CONCURRENCY:-2} (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -19,8 +19,10 @@
 //!   succeed), the peak resident memory of agentd (`VmHWM`), and the most runs in flight at
 //!   once (from the model's view: first request to last reply).
 //!
-//! Run with `cargo bench -p agentd-cli --bench runs` or `bench/runs.sh` (which also measures
-//! Celery). Prints its figures; docs/benchmarks.md keeps them.
+//! `AGENTD_*` variables of the environment are passed on to agentd (e.g.
+//! `AGENTD_DATABASE_SQLITE_SYNCHRONOUS=normal`). Run with `cargo bench -p agentd-cli --bench runs`
+//! or `bench/runs.sh` (which also measures Celery). Prints its figures; docs/benchmarks.md keeps
+//! them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
@@ -110,7 +112,13 @@ impl Setup {
             ("AGENTD_MAX_CONNECTIONS", "4096".into()),
             ("AGENTD_LOG", "warn,agentd_server=info".into()),
         ];
-        for (k, v) in extra {
+        // Settings of the operator's own (`AGENTD_DATABASE_SQLITE_SYNCHRONOUS=normal`, ...), then
+        // the scenario's.
+        let passed: Vec<(&'static str, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AGENTD_") && !k.starts_with("AGENTD_TEST_"))
+            .map(|(k, v)| (&*Box::leak(k.into_boxed_str()), v))
+            .collect();
+        for (k, v) in passed.iter().chain(extra) {
             envs.retain(|(e, _)| e != k);
             envs.push((k, v.clone()));
         }
@@ -291,7 +299,10 @@ async fn latency() {
     model.stop_recording();
     model.always(Reply::text("done"));
     let setup = Setup::new(&model, &[]).await;
-    header(&format!("enqueue and pickup latency: {rate} runs/s for {seconds} s, open loop"), &setup);
+    header(
+        &format!("enqueue and pickup latency: {rate} runs/s for {seconds} s, open loop"),
+        &setup,
+    );
     let node = setup.start(&[]);
     let http = client();
     let (token, project) = sign_in(&http, &node.base).await;
@@ -325,7 +336,10 @@ async fn latency() {
         .collect();
     let pickup: Vec<f64> =
         runs.iter().filter_map(|r| Some(ms(r.started_at? - r.created_at))).collect();
-    println!("POST /v1/projects/{{id}}/runs ({refused} refused): {}", summary(answers.into_iter().map(|(_, t)| t).collect()));
+    println!(
+        "POST /v1/projects/{{id}}/runs ({refused} refused): {}",
+        summary(answers.into_iter().map(|(_, t)| t).collect())
+    );
     println!("pickup (enqueue to running): {}", summary(pickup));
     println!("load average after: {}", load());
     drop(node);
@@ -350,7 +364,9 @@ async fn inflight() {
     let seen = arrivals.clone();
     model.respond_with(move |body| {
         let now = Instant::now();
-        let step = body["messages"].as_array().map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count());
+        let step = body["messages"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count());
         if let Some(key) = run_key(body) {
             seen.lock().unwrap().entry(key).or_default().push(now);
         }
@@ -362,7 +378,9 @@ async fn inflight() {
     });
     let setup = Setup::new(&model, &[("AGENTD_WORKERS", "0".into())]).await;
     header(
-        &format!("{n} runs in flight, {steps} model calls each answered after 1 s, AGENTD_WORKERS={n}"),
+        &format!(
+            "{n} runs in flight, {steps} model calls each answered after 1 s, AGENTD_WORKERS={n}"
+        ),
         &setup,
     );
     // Enqueue everything on an API-only node, then start the one that works.
@@ -378,7 +396,10 @@ async fn inflight() {
     let peak_rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:")
+                .map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap_or(0))
+        })
         .unwrap_or(0);
     let runs = all_runs(&setup.store, project_id).await;
     let failed = runs.iter().filter(|r| r.status != RunStatus::Succeeded).count();
@@ -398,7 +419,8 @@ async fn inflight() {
         }
     }
     // The most runs between their first request and their last reply at once.
-    let mut edges: Vec<(Instant, i64)> = spans.iter().flat_map(|(a, b)| [(*a, 1), (*b, -1)]).collect();
+    let mut edges: Vec<(Instant, i64)> =
+        spans.iter().flat_map(|(a, b)| [(*a, 1), (*b, -1)]).collect();
     edges.sort();
     let (mut now_in, mut most) = (0i64, 0i64);
     for (_, d) in edges {
@@ -415,16 +437,25 @@ async fn inflight() {
         first.zip(last).map_or(f64::NAN, |(a, b)| (b - a).as_seconds_f64())
     );
     println!("agentd overhead per step (next request − reply due): {}", summary(overhead));
-    println!("peak RSS of agentd: {:.0} MiB; load average after: {}", peak_rss_kib as f64 / 1024.0, load());
+    println!(
+        "peak RSS of agentd: {:.0} MiB; load average after: {}",
+        peak_rss_kib as f64 / 1024.0,
+        load()
+    );
     drop(node);
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not used.
-    let scenarios = std::env::var("BENCH_SCENARIOS").unwrap_or_else(|_| "throughput,latency,inflight".into());
+    let scenarios =
+        std::env::var("BENCH_SCENARIOS").unwrap_or_else(|_| "throughput,latency,inflight".into());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        println!("# agentd runs benchmark, {} cores, load average {}", std::thread::available_parallelism().map_or(0, |n| n.get()), load());
+        println!(
+            "# agentd runs benchmark, {} cores, load average {}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            load()
+        );
         for scenario in scenarios.split(',') {
             match scenario.trim() {
                 "throughput" => throughput().await,

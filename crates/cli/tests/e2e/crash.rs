@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 use agentd_core::run::{RunFilter, RunStatus, StepKind, StepStatus};
 use agentd_core::workspace::{Author, Precondition};
 use agentd_core::{PageRequest, ProjectId, RunId, Store};
+use agentd_store::Backend;
 use agentd_test_support::TestDatabase;
 use agentd_test_support::llm::{FakeLlm, Protocol, Reply};
 use agentd_test_support::process::{self, AgentdProcess};
-use agentd_store::Backend;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -108,8 +108,9 @@ fn scripted_model(log: Arc<Mutex<ModelLog>>) -> impl Fn(&Value) -> Reply + Send 
                 .as_str()
                 .unwrap_or("")
                 .to_owned();
-            let given = serial_in_path(&path)
-                .is_some_and(|s| log.answered.get(&(key.clone(), k)).is_some_and(|v| v.contains(&s)));
+            let given = serial_in_path(&path).is_some_and(|s| {
+                log.answered.get(&(key.clone(), k)).is_some_and(|v| v.contains(&s))
+            });
             if !given || !path.starts_with(&format!("calls/{key}/{k}-")) {
                 log.inconsistent.push(format!("run {key} step {step}: history step {k} is {m}"));
             }
@@ -206,7 +207,8 @@ fn start(dir: &Path, envs: &[(&str, String)]) -> (AgentdProcess, String) {
     (server, format!("http://{addr}"))
 }
 
-#[allow(clippy::too_many_lines)]
+// The report line of each repetition is what bench/crash.sh sums up.
+#[allow(clippy::too_many_lines, clippy::print_stderr)]
 async fn crash_once(db: TestDatabase, repetition: usize) {
     let began = Instant::now();
     let backend = match db.backend {
@@ -320,7 +322,11 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
     watching.abort();
     observer.lock().await.settle().await;
     let all = store
-        .list_runs(None, RunFilter { project_id: Some(project), status: None }, PageRequest::first(100))
+        .list_runs(
+            None,
+            RunFilter { project_id: Some(project), status: None },
+            PageRequest::first(100),
+        )
         .await
         .unwrap()
         .items;
@@ -344,7 +350,11 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
     while !pending.is_empty() {
         let now = OffsetDateTime::now_utc();
         let current: HashMap<RunId, (RunStatus, u32)> = store
-            .list_runs(None, RunFilter { project_id: Some(project), status: None }, PageRequest::first(100))
+            .list_runs(
+                None,
+                RunFilter { project_id: Some(project), status: None },
+                PageRequest::first(100),
+            )
             .await
             .unwrap()
             .items
@@ -360,7 +370,9 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
             if taken_over {
                 worst = worst.max(now - due);
             } else if now > bound + SLACK {
-                late.push(format!("{id}: still running attempt {attempt}, lease expired at {expires}"));
+                late.push(format!(
+                    "{id}: still running attempt {attempt}, lease expired at {expires}"
+                ));
             } else {
                 still.push((id, attempt, expires));
             }
@@ -374,7 +386,11 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
     let finished = loop {
         let all = store
-            .list_runs(None, RunFilter { project_id: Some(project), status: None }, PageRequest::first(100))
+            .list_runs(
+                None,
+                RunFilter { project_id: Some(project), status: None },
+                PageRequest::first(100),
+            )
             .await
             .unwrap()
             .items;
@@ -384,7 +400,10 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
         assert!(
             Instant::now() < deadline,
             "runs not terminal after 120 s: {:?}\nlog:\n{}",
-            all.iter().filter(|r| !r.status.is_terminal()).map(|r| (r.id, r.status)).collect::<Vec<_>>(),
+            all.iter()
+                .filter(|r| !r.status.is_terminal())
+                .map(|r| (r.id, r.status))
+                .collect::<Vec<_>>(),
             server.stderr_text()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -396,7 +415,7 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
 
     let mut problems = Vec::new();
     let (mut asked_again, mut unknown) = (0usize, 0usize);
-    let model_log = log.lock().unwrap();
+    let model_log = std::mem::take(&mut *log.lock().unwrap());
     problems.extend(model_log.inconsistent.iter().cloned());
     let mut recorded_paths = HashSet::new();
     for run in &finished {
@@ -418,8 +437,11 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
                     } else {
                         output["text"].as_str().and_then(|t| t.strip_prefix("done ")?.parse().ok())
                     };
-                    let answered =
-                        model_log.answered.get(&(key.clone(), llm_step)).cloned().unwrap_or_default();
+                    let answered = model_log
+                        .answered
+                        .get(&(key.clone(), llm_step))
+                        .cloned()
+                        .unwrap_or_default();
                     match serial {
                         Some(s) if answered.contains(&s) => {
                             let later = answered.iter().filter(|&&a| a > s).count();
@@ -451,7 +473,9 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
                                     && e.data["step"] == step.seq
                             });
                             if !shown {
-                                problems.push(format!("run {key}: unknown outcome of {path} not in the events"));
+                                problems.push(format!(
+                                    "run {key}: unknown outcome of {path} not in the events"
+                                ));
                             }
                         }
                         status => problems.push(format!(
@@ -462,7 +486,9 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
                 StepKind::Compaction => problems.push(format!("run {key}: unexpected compaction")),
             }
         }
-        if run.status == RunStatus::Succeeded && (llm_step != TOOL_STEPS + 1 || tool_steps != TOOL_STEPS) {
+        if run.status == RunStatus::Succeeded
+            && (llm_step != TOOL_STEPS + 1 || tool_steps != TOOL_STEPS)
+        {
             problems.push(format!("run {key}: {llm_step} replies and {tool_steps} calls recorded"));
         }
     }
