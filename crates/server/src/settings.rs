@@ -293,6 +293,8 @@ pub struct DatabaseSettings {
     pub connect_timeout_seconds: u64,
     /// `AGENTD_DATABASE_BUSY_TIMEOUT_MS` (SQLite).
     pub sqlite_busy_timeout_ms: u64,
+    /// `AGENTD_DATABASE_SQLITE_SYNCHRONOUS`: `full` or `normal`.
+    pub sqlite_synchronous: agentd_store::SqliteSynchronous,
     /// `AGENTD_READY_TIMEOUT_MS`: how long readiness waits for the database.
     pub ready_timeout_ms: u64,
 }
@@ -383,6 +385,7 @@ impl Default for DatabaseSettings {
             min_connections: 0,
             connect_timeout_seconds: 5,
             sqlite_busy_timeout_ms: 5_000,
+            sqlite_synchronous: agentd_store::SqliteSynchronous::Full,
             ready_timeout_ms: 1_000,
         }
     }
@@ -449,6 +452,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         EnvKind::Integer,
     ),
     var("AGENTD_DATABASE_BUSY_TIMEOUT_MS", "database.sqlite_busy_timeout_ms", EnvKind::Integer),
+    var("AGENTD_DATABASE_SQLITE_SYNCHRONOUS", "database.sqlite_synchronous", EnvKind::Text),
     var("AGENTD_READY_TIMEOUT_MS", "database.ready_timeout_ms", EnvKind::Integer),
     var("AGENTD_LOG_FORMAT", "log.format", EnvKind::Text),
     var("AGENTD_LOG", "log.filter", EnvKind::Text),
@@ -910,6 +914,7 @@ impl Settings {
             min_connections: self.database.min_connections,
             connect_timeout: Duration::from_secs(self.database.connect_timeout_seconds),
             sqlite_busy_timeout: Duration::from_millis(self.database.sqlite_busy_timeout_ms),
+            sqlite_synchronous: self.database.sqlite_synchronous,
         }
     }
 

@@ -80,6 +80,21 @@ pub struct DatabaseOptions {
     pub connect_timeout: Duration,
     /// SQLite: how long a writer waits on a lock held by another process before failing.
     pub sqlite_busy_timeout: Duration,
+    /// SQLite: whether each commit waits for the disk.
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// How SQLite makes a commit durable (its `synchronous` pragma, in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSynchronous {
+    /// Every commit is flushed to the disk before it returns: it survives an OS crash or a power
+    /// loss.
+    #[default]
+    Full,
+    /// Commits are flushed at checkpoints: a crash of agentd loses nothing, an OS crash or power
+    /// loss may lose the last commits (the database stays consistent). Commits are much faster.
+    Normal,
 }
 
 /// An open database: its pools and the store built on them.

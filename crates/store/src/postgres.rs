@@ -103,6 +103,24 @@ impl PgStore {
             .map(drop)
     }
 
+    /// Notifies every node of `signals` with one statement.
+    pub(crate) async fn announce_all(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        signals: &[Signal],
+    ) -> Result<(), sqlx::Error> {
+        if signals.is_empty() {
+            return Ok(());
+        }
+        let payloads: Vec<String> = signals.iter().map(|s| signals::encode(*s)).collect();
+        sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+            .bind(&self.channel)
+            .bind(payloads)
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
     /// Tells this node's waiters at once (the NOTIFY reaches them too, a little later).
     pub(crate) fn broadcast(&self, signal: Signal) {
         let _ = self.signals.send(signal);

@@ -19,12 +19,21 @@ use agentd_core::{RunId, StoreError, StoreResult, UserId};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::error::map_err;
-use crate::sql::{impl_for_backends, overfetch_limit};
+use crate::sql::{impl_for_backends, impl_inherent_for_backends, overfetch_limit};
 use crate::types::{DbTime, DbUuid};
 
 const ENTITY: &str = "run";
+
+/// A run as a claim returns it, with the number of its last event.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    #[sqlx(flatten)]
+    run: RunRow,
+    event_seq: i64,
+}
 
 #[derive(sqlx::FromRow)]
 struct RunRow {
@@ -151,6 +160,141 @@ fn completed_data(run: &Run) -> Value {
 fn duration_ms(d: Duration) -> time::Duration {
     time::Duration::milliseconds(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+impl_inherent_for_backends!(Db => {
+    /// Ends the attempt of `lease` inside `tx` (see [`RunStore::finish_attempt`]); returns the
+    /// run afterwards and the signals to broadcast once `tx` commits.
+    async fn finish_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Db>,
+        lease: &Lease,
+        finish: Finish,
+        now: OffsetDateTime,
+    ) -> StoreResult<(Run, Vec<Signal>)> {
+        self.fence(tx, lease, now).await?;
+        let before: Run = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
+            .bind(DbUuid::from(lease.run_id))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?
+            .try_into()?;
+        let mut events = Vec::new();
+        let mut ready = false;
+        let finish = match finish {
+            Finish::Retry { error, .. } if before.failures + 1 >= before.max_attempts => {
+                let error = RunError::new(
+                    error.error_type,
+                    format!("{} (gave up after {} attempts)", error.message, before.failures + 1),
+                );
+                Finish::Done { status: RunStatus::Failed, result: None, error: Some(error) }
+            }
+            other => other,
+        };
+        match finish {
+            Finish::Done { status, result, error } => {
+                sqlx::query(
+                    "UPDATE runs SET status = $2, result = $3, error_type = $4, error_message = $5, \
+                     progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END, \
+                     finished_at = $6, updated_at = $6, lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE id = $1",
+                )
+                .bind(DbUuid::from(lease.run_id))
+                .bind(status.as_str())
+                .bind(result.as_ref().map(Json))
+                .bind(error.as_ref().map(|e| e.error_type.clone()))
+                .bind(error.as_ref().map(|e| e.message.clone()))
+                .bind(DbTime(now))
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                events.push(NewEvent::new(event::RUN_STATUS, event_data(status, before.status, error.as_ref())));
+            }
+            Finish::Retry { after, error } => {
+                let at = now + duration_ms(after);
+                sqlx::query(
+                    "UPDATE runs SET status = 'queued', failures = failures + 1, scheduled_at = $2, \
+                     error_type = $3, error_message = $4, updated_at = $5, lease_owner = NULL, \
+                     lease_expires_at = NULL WHERE id = $1",
+                )
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(at))
+                .bind(&error.error_type)
+                .bind(&error.message)
+                .bind(DbTime(now))
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                events.push(NewEvent::new(
+                    event::RUN_RETRY,
+                    json!({"error": error, "retry_at": crate::types::rfc3339(at), "failures": before.failures + 1}),
+                ));
+                events.push(NewEvent::new(event::RUN_STATUS, event_data(RunStatus::Queued, before.status, Some(&error))));
+                ready = true;
+            }
+            Finish::Release => {
+                sqlx::query(
+                    "UPDATE runs SET status = 'queued', scheduled_at = $2, updated_at = $2, \
+                     lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+                )
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(now))
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                events.push(NewEvent::new(event::RUN_STATUS, event_data(RunStatus::Queued, before.status, None)));
+                ready = true;
+            }
+            Finish::WaitForApproval if !self.has_pending_approvals(tx, lease.run_id).await? => {
+                // Decided while the worker was parking the run: back to the queue at once.
+                sqlx::query(
+                    "UPDATE runs SET scheduled_at = $2, updated_at = $2, lease_owner = NULL, \
+                     lease_expires_at = NULL WHERE id = $1",
+                )
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(now))
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                ready = true;
+            }
+            Finish::WaitForApproval => {
+                sqlx::query(
+                    "UPDATE runs SET status = 'waiting_approval', updated_at = $2, \
+                     lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+                )
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(now))
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+                events.push(NewEvent::new(
+                    event::RUN_STATUS,
+                    event_data(RunStatus::WaitingApproval, before.status, None),
+                ));
+            }
+        }
+        let after: Run = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
+            .bind(DbUuid::from(lease.run_id))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| map_err(ENTITY, e))?
+            .try_into()?;
+        if after.status.is_terminal() {
+            self.cancel_pending_approvals(tx, lease.run_id, now).await?;
+            events.push(NewEvent::new(event::RUN_COMPLETED, completed_data(&after)));
+        }
+        let seq = self.insert_events(tx, lease.run_id, events, now).await?;
+        let mut signals = vec![Signal::RunEvent { run: lease.run_id, seq }];
+        if ready || after.status.is_terminal() {
+            // A terminal run may free its conversation for the next queued run.
+            signals.push(Signal::RunsReady);
+        }
+        for s in &signals {
+            self.announce(tx, *s).await.map_err(|e| map_err(ENTITY, e))?;
+        }
+        Ok((after, signals))
+    }
+});
 
 impl_for_backends!(RunStore {
     async fn create_run(&self, new: NewRun) -> StoreResult<Created> {
@@ -360,35 +504,66 @@ impl_for_backends!(RunStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| map_err(ENTITY, e))?;
-        let mut claimed = Vec::with_capacity(candidates.len());
-        let mut signals = Vec::new();
-        for (id, previous) in candidates {
-            let row = sqlx::query_as::<_, RunRow>(concat!(
-                "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $2, \
-                 lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 \
-                 WHERE id = $1 RETURNING ",
-                run_columns!()
-            ))
-            .bind(id)
+        if candidates.is_empty() {
+            tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
+            return Ok(Vec::new());
+        }
+        // A claim is a handful of statements however many runs it takes: under load every
+        // round trip inside the claim's transaction delays every run of the batch.
+        let list = |from: usize, n: usize| {
+            (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+        };
+        let sql = format!(
+            "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $1, \
+             lease_expires_at = $2, started_at = COALESCE(started_at, $3), updated_at = $3, \
+             event_seq = event_seq + CASE WHEN status = 'queued' THEN 1 ELSE 0 END \
+             WHERE id IN ({}) RETURNING {}, event_seq",
+            list(4, candidates.len()),
+            run_columns!()
+        );
+        // Only placeholders and constant column names are interpolated.
+        let mut update = sqlx::query_as::<_, ClaimedRow>(sqlx::AssertSqlSafe(sql))
             .bind(worker)
             .bind(DbTime(now + duration_ms(lease)))
-            .bind(DbTime(now))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| map_err(ENTITY, e))?;
-            let run: Run = row.try_into()?;
+            .bind(DbTime(now));
+        for (id, _) in &candidates {
+            update = update.bind(*id);
+        }
+        let rows = update.fetch_all(&mut *tx).await.map_err(|e| map_err(ENTITY, e))?;
+        let mut by_id: std::collections::HashMap<Uuid, (Run, i64)> = std::collections::HashMap::new();
+        for row in rows {
+            let seq = row.event_seq;
+            let run: Run = row.run.try_into()?;
+            by_id.insert(*run.id.as_uuid(), (run, seq));
+        }
+        let mut claimed = Vec::with_capacity(candidates.len());
+        let mut events = Vec::new();
+        for (id, previous) in candidates {
+            let Some((run, seq)) = by_id.remove(&id.0) else { continue };
             if previous == RunStatus::Queued.as_str() {
                 let data = json!({"status": RunStatus::Running, "previous": RunStatus::Queued, "attempt": run.attempt});
-                let seq = self
-                    .insert_events(&mut tx, run.id, vec![NewEvent::new(event::RUN_STATUS, data)], now)
-                    .await?;
-                signals.push(Signal::RunEvent { run: run.id, seq });
+                events.push((run.id, seq, data));
             }
             claimed.push(run);
         }
-        for s in &signals {
-            self.announce(&mut tx, *s).await.map_err(|e| map_err(ENTITY, e))?;
+        if !events.is_empty() {
+            let values = (0..events.len())
+                .map(|i| format!("(${}, ${}, '{}', ${}, $1)", 2 + 3 * i, 3 + 3 * i, event::RUN_STATUS, 4 + 3 * i))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO run_events (run_id, seq, event_type, data, created_at) VALUES {values}"
+            );
+            // Only placeholders and a constant event type are interpolated.
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(DbTime(now));
+            for (run, seq, data) in &events {
+                insert = insert.bind(DbUuid::from(*run)).bind(*seq).bind(Json(data));
+            }
+            insert.execute(&mut *tx).await.map_err(|e| map_err(ENTITY, e))?;
         }
+        let signals: Vec<Signal> =
+            events.iter().map(|(run, seq, _)| Signal::RunEvent { run: *run, seq: *seq }).collect();
+        self.announce_all(&mut tx, &signals).await.map_err(|e| map_err(ENTITY, e))?;
         tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
         for s in signals {
             self.broadcast(s);
@@ -555,127 +730,7 @@ impl_for_backends!(RunStore {
     async fn finish_attempt(&self, lease: &Lease, finish: Finish) -> StoreResult<Run> {
         let now = self.now();
         let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
-        self.fence(&mut tx, lease, now).await?;
-        let before: Run = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
-            .bind(DbUuid::from(lease.run_id))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| map_err(ENTITY, e))?
-            .try_into()?;
-        let mut events = Vec::new();
-        let mut ready = false;
-        let finish = match finish {
-            Finish::Retry { error, .. } if before.failures + 1 >= before.max_attempts => {
-                let error = RunError::new(
-                    error.error_type,
-                    format!("{} (gave up after {} attempts)", error.message, before.failures + 1),
-                );
-                Finish::Done { status: RunStatus::Failed, result: None, error: Some(error) }
-            }
-            other => other,
-        };
-        match finish {
-            Finish::Done { status, result, error } => {
-                sqlx::query(
-                    "UPDATE runs SET status = $2, result = $3, error_type = $4, error_message = $5, \
-                     progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END, \
-                     finished_at = $6, updated_at = $6, lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE id = $1",
-                )
-                .bind(DbUuid::from(lease.run_id))
-                .bind(status.as_str())
-                .bind(result.as_ref().map(Json))
-                .bind(error.as_ref().map(|e| e.error_type.clone()))
-                .bind(error.as_ref().map(|e| e.message.clone()))
-                .bind(DbTime(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(ENTITY, e))?;
-                events.push(NewEvent::new(event::RUN_STATUS, event_data(status, before.status, error.as_ref())));
-            }
-            Finish::Retry { after, error } => {
-                let at = now + duration_ms(after);
-                sqlx::query(
-                    "UPDATE runs SET status = 'queued', failures = failures + 1, scheduled_at = $2, \
-                     error_type = $3, error_message = $4, updated_at = $5, lease_owner = NULL, \
-                     lease_expires_at = NULL WHERE id = $1",
-                )
-                .bind(DbUuid::from(lease.run_id))
-                .bind(DbTime(at))
-                .bind(&error.error_type)
-                .bind(&error.message)
-                .bind(DbTime(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(ENTITY, e))?;
-                events.push(NewEvent::new(
-                    event::RUN_RETRY,
-                    json!({"error": error, "retry_at": crate::types::rfc3339(at), "failures": before.failures + 1}),
-                ));
-                events.push(NewEvent::new(event::RUN_STATUS, event_data(RunStatus::Queued, before.status, Some(&error))));
-                ready = true;
-            }
-            Finish::Release => {
-                sqlx::query(
-                    "UPDATE runs SET status = 'queued', scheduled_at = $2, updated_at = $2, \
-                     lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
-                )
-                .bind(DbUuid::from(lease.run_id))
-                .bind(DbTime(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(ENTITY, e))?;
-                events.push(NewEvent::new(event::RUN_STATUS, event_data(RunStatus::Queued, before.status, None)));
-                ready = true;
-            }
-            Finish::WaitForApproval if !self.has_pending_approvals(&mut tx, lease.run_id).await? => {
-                // Decided while the worker was parking the run: back to the queue at once.
-                sqlx::query(
-                    "UPDATE runs SET scheduled_at = $2, updated_at = $2, lease_owner = NULL, \
-                     lease_expires_at = NULL WHERE id = $1",
-                )
-                .bind(DbUuid::from(lease.run_id))
-                .bind(DbTime(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(ENTITY, e))?;
-                ready = true;
-            }
-            Finish::WaitForApproval => {
-                sqlx::query(
-                    "UPDATE runs SET status = 'waiting_approval', updated_at = $2, \
-                     lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
-                )
-                .bind(DbUuid::from(lease.run_id))
-                .bind(DbTime(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(ENTITY, e))?;
-                events.push(NewEvent::new(
-                    event::RUN_STATUS,
-                    event_data(RunStatus::WaitingApproval, before.status, None),
-                ));
-            }
-        }
-        let after: Run = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
-            .bind(DbUuid::from(lease.run_id))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| map_err(ENTITY, e))?
-            .try_into()?;
-        if after.status.is_terminal() {
-            self.cancel_pending_approvals(&mut tx, lease.run_id, now).await?;
-            events.push(NewEvent::new(event::RUN_COMPLETED, completed_data(&after)));
-        }
-        let seq = self.insert_events(&mut tx, lease.run_id, events, now).await?;
-        let mut signals = vec![Signal::RunEvent { run: lease.run_id, seq }];
-        if ready || after.status.is_terminal() {
-            // A terminal run may free its conversation for the next queued run.
-            signals.push(Signal::RunsReady);
-        }
-        for s in &signals {
-            self.announce(&mut tx, *s).await.map_err(|e| map_err(ENTITY, e))?;
-        }
+        let (after, signals) = self.finish_in(&mut tx, lease, finish, now).await?;
         tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
         for s in signals {
             self.broadcast(s);
@@ -685,34 +740,49 @@ impl_for_backends!(RunStore {
 
     async fn rescue_expired(&self, max_attempts_error: &str) -> StoreResult<u32> {
         let now = self.now();
-        let expired: Vec<(DbUuid, i64, String)> = sqlx::query_as(
-            "SELECT id, attempt, lease_owner FROM runs WHERE lease_owner IS NOT NULL \
-             AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT 100",
+        let expired: Vec<(DbUuid, i64, String, bool)> = sqlx::query_as(
+            "SELECT id, attempt, lease_owner, cancel_requested_at IS NOT NULL FROM runs \
+             WHERE lease_owner IS NOT NULL AND lease_expires_at < $1 \
+             ORDER BY lease_expires_at LIMIT 100",
         )
         .bind(DbTime(now))
         .fetch_all(self.reader())
         .await
         .map_err(|e| map_err(ENTITY, e))?;
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        // After a node dies, all its runs expire together: one transaction (one commit to wait
+        // for) rescues them all, so the last is not a hundred commits late.
+        let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
         let mut rescued = 0;
-        for (id, attempt, owner) in expired {
+        let mut signals = Vec::new();
+        for (id, attempt, owner, cancel_requested) in expired {
             let lease = Lease { run_id: id.0.into(), attempt: count(attempt), worker: owner };
-            let run = self.run(None, lease.run_id).await?;
-            let error = RunError::new(max_attempts_error, "the worker running this run stopped responding");
-            let finish = if run.cancel_requested_at.is_some() {
+            let finish = if cancel_requested {
                 Finish::Done {
                     status: RunStatus::Cancelled,
                     result: None,
                     error: Some(RunError::new("cancelled", "the run was cancelled")),
                 }
             } else {
+                let error =
+                    RunError::new(max_attempts_error, "the worker running this run stopped responding");
                 Finish::Retry { after: Duration::ZERO, error }
             };
-            match self.finish_attempt(&lease, finish).await {
-                Ok(_) => rescued += 1,
+            match self.finish_in(&mut tx, &lease, finish, now).await {
+                Ok((_, more)) => {
+                    rescued += 1;
+                    signals.extend(more);
+                }
                 // Its worker came back, or another node rescued it first.
                 Err(StoreError::LeaseLost) => {}
                 Err(e) => return Err(e),
             }
+        }
+        tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
+        for s in signals {
+            self.broadcast(s);
         }
         Ok(rescued)
     }

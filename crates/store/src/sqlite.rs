@@ -38,8 +38,11 @@ impl SqliteStore {
             .map_err(|e| map_err("database", e))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit survives power loss, not only a crash of agentd.
-            .synchronous(SqliteSynchronous::Full)
+            // FULL (the default): a commit survives power loss, not only a crash of agentd.
+            .synchronous(match options.sqlite_synchronous {
+                crate::SqliteSynchronous::Full => SqliteSynchronous::Full,
+                crate::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
+            })
             .busy_timeout(options.sqlite_busy_timeout)
             .foreign_keys(true);
         // The writer opens (and creates) the file first; readers then open it read-only.
@@ -81,6 +84,15 @@ impl SqliteStore {
         &self,
         _conn: &mut sqlx::SqliteConnection,
         _signal: Signal,
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    /// Nothing to announce beyond this process (see `announce`).
+    pub(crate) async fn announce_all(
+        &self,
+        _conn: &mut sqlx::SqliteConnection,
+        _signals: &[Signal],
     ) -> Result<(), sqlx::Error> {
         Ok(())
     }

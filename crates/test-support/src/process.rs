@@ -125,6 +125,26 @@ impl Drop for AgentdProcess {
     }
 }
 
+/// Creates a user with `bin users create` (the password on standard input) in `dir`, with an
+/// environment holding only `PATH` and `envs`.
+pub fn create_user(bin: &Path, dir: &Path, envs: &[(&str, &str)], email: &str, password: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new(bin)
+        .args(["users", "create", "--email", email])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "users create: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn collect(stream: impl std::io::Read + Send + 'static, into: Arc<Lines>) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {

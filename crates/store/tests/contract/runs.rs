@@ -108,6 +108,37 @@ async fn claims_take_each_run_once_in_order(db: &Database) {
     assert_eq!(event_types(db, &first[0]).await, [event::RUN_STATUS, event::RUN_STATUS]);
 }
 
+async fn a_dead_workers_runs_are_all_rescued_in_one_pass(db: &Database) {
+    let owner = user(db, "dead@example.com").await;
+    for _ in 0..30 {
+        create(db, new_run(&owner)).await;
+    }
+    let held = db.store().claim_runs("dead", 64, Duration::from_millis(1)).await.unwrap();
+    assert_eq!(held.len(), 30);
+    for run in &held {
+        assert_eq!(event_types(db, run).await, [event::RUN_STATUS, event::RUN_STATUS]);
+    }
+    db.store().request_cancel(None, held[0].id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(db.store().rescue_expired("worker_lost").await.unwrap(), 30);
+    assert_eq!(db.store().rescue_expired("worker_lost").await.unwrap(), 0);
+    let cancelled = db.store().run(None, held[0].id).await.unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    for run in &held[1..] {
+        let after = db.store().run(None, run.id).await.unwrap();
+        assert_eq!((after.status, after.failures), (RunStatus::Queued, 1));
+        assert_eq!(after.error.as_ref().map(|e| e.error_type.as_str()), Some("worker_lost"));
+        assert_eq!(
+            event_types(db, run).await,
+            [event::RUN_STATUS, event::RUN_STATUS, event::RUN_RETRY, event::RUN_STATUS]
+        );
+    }
+    let taken = db.store().claim_runs("alive", 64, LEASE).await.unwrap();
+    assert_eq!(taken.len(), 29);
+    assert!(taken.iter().all(|r| r.attempt == 2 && r.status == RunStatus::Running));
+    assert_eq!(event_types(db, &taken[0]).await.len(), 5);
+}
+
 async fn concurrent_claimers_never_share_a_run(db: &Database) {
     let owner = user(db, "cc@example.com").await;
     for _ in 0..40 {
@@ -484,6 +515,7 @@ contract!(
     concurrent_claimers_never_share_a_run,
     a_conversation_runs_one_at_a_time_in_order,
     a_stale_worker_is_fenced_out,
+    a_dead_workers_runs_are_all_rescued_in_one_pass,
     steps_and_usage_are_journaled_with_their_events,
     finishing_ends_with_a_completed_event_and_retries_are_bounded,
     cancelling_a_queued_run_ends_it_and_a_running_one_is_flagged,

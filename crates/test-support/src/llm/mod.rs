@@ -8,6 +8,10 @@
 //! time, so tests assert on attempts and delays. The fake is written from the providers'
 //! documented formats and shares no code with the adapters it tests.
 //!
+//! A fake shared by many runs at once can instead decide each reply from the request itself
+//! ([`FakeLlm::respond_with`]): the request carries the run's whole conversation, so a
+//! responder can tell which run and which step it is answering.
+//!
 //! The server runs as a task on the caller's runtime, so a test with a paused clock drives it
 //! too. When the script runs out it answers 500 with a message saying so.
 
@@ -249,11 +253,27 @@ pub struct Recorded {
     pub body: Value,
 }
 
-#[derive(Debug, Default)]
+/// Decides the reply to a request from its JSON body.
+pub type Responder = Arc<dyn Fn(&Value) -> Reply + Send + Sync>;
+
+#[derive(Default)]
 struct Script {
     replies: VecDeque<Reply>,
     standing: Option<Reply>,
+    responder: Option<Responder>,
     received: Vec<Recorded>,
+    forget: bool,
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("replies", &self.replies)
+            .field("standing", &self.standing)
+            .field("responder", &self.responder.is_some())
+            .field("received", &self.received.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +328,18 @@ impl FakeLlm {
         self.shared.script.lock().unwrap().standing = Some(reply);
     }
 
+    /// Answers every request the queue does not with `responder`'s reply to its body.
+    pub fn respond_with(&self, responder: impl Fn(&Value) -> Reply + Send + Sync + 'static) {
+        self.shared.script.lock().unwrap().responder = Some(Arc::new(responder));
+    }
+
+    /// Stops recording requests (a long benchmark would otherwise keep every body).
+    pub fn stop_recording(&self) {
+        let mut script = self.shared.script.lock().unwrap();
+        script.forget = true;
+        script.received = Vec::new();
+    }
+
     /// The requests received so far.
     #[must_use]
     pub fn requests(&self) -> Vec<Recorded> {
@@ -334,20 +366,29 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     // Like a real server, answer a streaming request with a stream.
-    let wants_stream = uri.path().contains("streamGenerateContent")
-        || serde_json::from_slice::<Value>(&body).is_ok_and(|b| b["stream"] == Value::Bool(true));
-    let reply = {
+    let wants_stream =
+        uri.path().contains("streamGenerateContent") || body["stream"] == Value::Bool(true);
+    let (reply, responder) = {
         let mut script = shared.script.lock().unwrap();
-        script.received.push(Recorded {
-            at: tokio::time::Instant::now(),
-            path: uri
-                .path_and_query()
-                .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned()),
-            headers,
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        });
-        script.replies.pop_front().or_else(|| script.standing.clone())
+        if !script.forget {
+            script.received.push(Recorded {
+                at: tokio::time::Instant::now(),
+                path: uri
+                    .path_and_query()
+                    .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned()),
+                headers,
+                body: body.clone(),
+            });
+        }
+        (script.replies.pop_front(), script.responder.clone())
+    };
+    // The responder runs outside the lock: it may take its own.
+    let reply = match (reply, responder) {
+        (Some(reply), _) => Some(reply),
+        (None, Some(responder)) => Some(responder(&body)),
+        (None, None) => shared.script.lock().unwrap().standing.clone(),
     };
     let Some(mut reply) = reply else {
         return Response::builder()

@@ -1,0 +1,468 @@
+//! Runs through the real `agentd serve` (release build) against a scripted model on 127.0.0.1.
+//!
+//! Scenarios (`BENCH_SCENARIOS`, comma-separated; all by default), each on a fresh database
+//! (`BENCH_DB=sqlite` (default) or `postgres`, a fresh schema on `AGENTD_TEST_DATABASE_URL`)
+//! and a fresh `agentd serve`:
+//! - `throughput`: `THROUGHPUT_RUNS` (2,000) no-op runs (one model call answered at once, no
+//!   tools) enqueued as fast as 64 concurrent clients can, with `AGENTD_WORKERS=64`: runs/s from
+//!   the first enqueue to the last run's end (the `created_at` and `finished_at` agentd records).
+//! - `latency`: no-op runs enqueued at a steady `LATENCY_RATE` per second (50) for
+//!   `LATENCY_SECONDS` (20), open loop: the latency of `POST /v1/projects/{id}/runs` seen by
+//!   the client, and the pickup latency from enqueue to running (`started_at − created_at`).
+//! - `inflight`: `INFLIGHT_RUNS` (10,000) runs enqueued while no worker runs, then a node with
+//!   `AGENTD_WORKERS` = that many takes them all at once; each run makes `INFLIGHT_STEPS` (3)
+//!   model calls, the model answering each after exactly 1 s, with a `list_files` call after
+//!   each but the last. agentd's overhead per step is measured at the model: the time from the
+//!   moment a reply is due (its request's arrival + 1 s) to the arrival of the run's next
+//!   request, which covers receiving the reply, journaling it, running and journaling the tool
+//!   call, and building and sending the next request. Also: errors (runs that did not
+//!   succeed), the peak resident memory of agentd (`VmHWM`), and the most runs in flight at
+//!   once (from the model's view: first request to last reply).
+//!
+//! `AGENTD_*` variables of the environment are passed on to agentd (e.g.
+//! `AGENTD_DATABASE_SQLITE_SYNCHRONOUS=normal`). Run with `cargo bench -p agentd-cli --bench runs`
+//! or `bench/runs.sh` (which also measures Celery). Prints its figures; docs/benchmarks.md keeps
+//! them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agentd_core::run::{RunFilter, RunStatus};
+use agentd_core::{PageRequest, ProjectId, Store};
+use agentd_test_support::TestDatabase;
+use agentd_test_support::llm::{FakeLlm, Protocol, Reply};
+use agentd_test_support::process::{self, AgentdProcess};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const PASSWORD: &str = "bench-Password-5e0a77";
+
+fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn agentd() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_agentd"))
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn summary(mut values: Vec<f64>) -> String {
+    values.sort_by(f64::total_cmp);
+    format!(
+        "n={} p50={:.2} p90={:.2} p99={:.2} max={:.2} ms",
+        values.len(),
+        percentile(&values, 50.0),
+        percentile(&values, 90.0),
+        percentile(&values, 99.0),
+        values.last().copied().unwrap_or(f64::NAN)
+    )
+}
+
+/// A database, a data directory and a signed-in user with a project, and the environment
+/// `agentd serve` gets.
+struct Setup {
+    db: TestDatabase,
+    store: Arc<dyn Store>,
+    dir: TempDir,
+    envs: Vec<(&'static str, String)>,
+}
+
+/// A running node.
+struct Node {
+    process: AgentdProcess,
+    base: String,
+}
+
+impl Setup {
+    async fn new(model: &FakeLlm, extra: &[(&'static str, String)]) -> Self {
+        let db = if std::env::var("BENCH_DB").is_ok_and(|d| d == "postgres") {
+            TestDatabase::postgres().await.expect("AGENTD_TEST_DATABASE_URL is not set")
+        } else {
+            TestDatabase::sqlite()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut envs: Vec<(&'static str, String)> = vec![
+            ("AGENTD_DATABASE_URL", db.url.clone()),
+            ("AGENTD_BIND", "127.0.0.1:0".into()),
+            ("AGENTD_SECRET_KEY", "bench-secret-key-0123456789abcdef0123456789".into()),
+            ("AGENTD_LLM_BASE_URL", model.base_url()),
+            ("AGENTD_LLM_MODEL", "scripted".into()),
+            ("AGENTD_RATE_LIMIT_PER_MINUTE", "0".into()),
+            ("AGENTD_RATE_LIMIT_RUNS_PER_MINUTE", "0".into()),
+            ("AGENTD_ACCESS_TOKEN_TTL_SECONDS", "86400".into()),
+            ("AGENTD_PASSWORD_HASH_MEMORY_KIB", "64".into()),
+            ("AGENTD_PASSWORD_HASH_ITERATIONS", "1".into()),
+            ("AGENTD_MAX_CONNECTIONS", "4096".into()),
+            ("AGENTD_LOG", "warn,agentd_server=info".into()),
+        ];
+        // Settings of the operator's own (`AGENTD_DATABASE_SQLITE_SYNCHRONOUS=normal`, ...), then
+        // the scenario's.
+        let passed: Vec<(&'static str, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AGENTD_") && !k.starts_with("AGENTD_TEST_"))
+            .map(|(k, v)| (&*Box::leak(k.into_boxed_str()), v))
+            .collect();
+        for (k, v) in passed.iter().chain(extra) {
+            envs.retain(|(e, _)| e != k);
+            envs.push((k, v.clone()));
+        }
+        let env_refs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        process::create_user(agentd(), dir.path(), &env_refs, "bench@example.com", PASSWORD);
+        let database = db.open().await;
+        let store = database.store();
+        Self { db, store, dir, envs }
+    }
+
+    fn start(&self, extra: &[(&'static str, String)]) -> Node {
+        let mut envs: Vec<(&str, &str)> = self.envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for (k, v) in extra {
+            envs.retain(|(e, _)| e != k);
+            envs.push((k, v.as_str()));
+        }
+        let process = AgentdProcess::spawn(agentd(), self.dir.path(), &["serve"], &envs);
+        let addr = process.wait_listening(Duration::from_secs(30));
+        Node { process, base: format!("http://{addr}") }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap()
+}
+
+/// Signs in and creates a project; returns the token and the project id.
+async fn sign_in(http: &reqwest::Client, base: &str) -> (String, String) {
+    let tokens: Value = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({"email": "bench@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let project: Value = http
+        .post(format!("{base}/v1/projects"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (token, project["id"].as_str().unwrap().to_owned())
+}
+
+/// Enqueues `n` runs from `clients` concurrent clients; returns how many were refused.
+async fn enqueue(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    project: &str,
+    agent: &str,
+    n: usize,
+    clients: usize,
+) -> usize {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (http, next) = (http.clone(), next.clone());
+        let url = format!("{base}/v1/projects/{project}/runs");
+        let (token, agent) = (token.to_owned(), agent.to_owned());
+        tasks.spawn(async move {
+            let mut refused = 0;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return refused;
+                }
+                let body = json!({"agent": agent, "input": {"task": format!("bench-run:{i} go")}});
+                let res = http.post(&url).bearer_auth(&token).json(&body).send().await;
+                if !res.is_ok_and(|r| r.status() == 202) {
+                    refused += 1;
+                }
+            }
+        });
+    }
+    tasks.join_all().await.into_iter().sum()
+}
+
+/// Waits until none of the project's runs is queued or running.
+async fn wait_all(store: &Arc<dyn Store>, project: ProjectId, within: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        let mut busy = false;
+        for status in [RunStatus::Queued, RunStatus::Running] {
+            let filter = RunFilter { project_id: Some(project), status: Some(status) };
+            if !store.list_runs(None, filter, PageRequest::first(1)).await.unwrap().items.is_empty()
+            {
+                busy = true;
+            }
+        }
+        if !busy {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Every run of the project.
+async fn all_runs(store: &Arc<dyn Store>, project: ProjectId) -> Vec<agentd_core::run::Run> {
+    let mut runs = Vec::new();
+    let mut page = PageRequest::first(100);
+    loop {
+        let filter = RunFilter { project_id: Some(project), status: None };
+        let got = store.list_runs(None, filter, page).await.unwrap();
+        runs.extend(got.items);
+        match got.next {
+            Some(next) => page = PageRequest { limit: 100, after: Some(next) },
+            None => return runs,
+        }
+    }
+}
+
+fn ms(d: time::Duration) -> f64 {
+    d.as_seconds_f64() * 1000.0
+}
+
+fn header(name: &str, setup: &Setup) {
+    println!();
+    println!(
+        "## {name} on {} (load average before: {})",
+        match setup.db.backend {
+            agentd_store::Backend::Sqlite => "SQLite",
+            agentd_store::Backend::Postgres => "PostgreSQL",
+        },
+        load()
+    );
+}
+
+async fn throughput() {
+    let n: usize = var("THROUGHPUT_RUNS", 2000);
+    let workers: usize = var("THROUGHPUT_WORKERS", 64);
+    let model = FakeLlm::start(Protocol::Openai).await;
+    model.stop_recording();
+    model.always(Reply::text("done"));
+    let setup = Setup::new(&model, &[("AGENTD_WORKERS", workers.to_string())]).await;
+    header(&format!("throughput: {n} no-op runs, AGENTD_WORKERS={workers}"), &setup);
+    let node = setup.start(&[]);
+    let http = client();
+    let (token, project) = sign_in(&http, &node.base).await;
+    let started = Instant::now();
+    let refused = enqueue(&http, &node.base, &token, &project, "research", n, 64).await;
+    let enqueued = started.elapsed();
+    let project_id: ProjectId = project.parse().unwrap();
+    assert!(wait_all(&setup.store, project_id, Duration::from_secs(600)).await, "runs did not end");
+    let runs = all_runs(&setup.store, project_id).await;
+    let first = runs.iter().map(|r| r.created_at).min().unwrap();
+    let last = runs.iter().filter_map(|r| r.finished_at).max().unwrap();
+    let failed = runs.iter().filter(|r| r.status != RunStatus::Succeeded).count();
+    let seconds = (last - first).as_seconds_f64();
+    println!(
+        "{} runs ({refused} refused, {failed} not succeeded) in {seconds:.2} s: {:.0} runs/s \
+         (enqueueing alone took {:.2} s: {:.0} runs/s); load average after: {}",
+        runs.len(),
+        runs.len() as f64 / seconds,
+        enqueued.as_secs_f64(),
+        n as f64 / enqueued.as_secs_f64(),
+        load()
+    );
+    drop(node);
+}
+
+async fn latency() {
+    let rate: u64 = var("LATENCY_RATE", 50);
+    let seconds: u64 = var("LATENCY_SECONDS", 20);
+    let model = FakeLlm::start(Protocol::Openai).await;
+    model.stop_recording();
+    model.always(Reply::text("done"));
+    let setup = Setup::new(&model, &[]).await;
+    header(
+        &format!("enqueue and pickup latency: {rate} runs/s for {seconds} s, open loop"),
+        &setup,
+    );
+    let node = setup.start(&[]);
+    let http = client();
+    let (token, project) = sign_in(&http, &node.base).await;
+    // Warm up connections and the node.
+    enqueue(&http, &node.base, &token, &project, "research", 50, 8).await;
+    let project_id: ProjectId = project.parse().unwrap();
+    wait_all(&setup.store, project_id, Duration::from_secs(60)).await;
+    let warm: Vec<_> = all_runs(&setup.store, project_id).await.into_iter().map(|r| r.id).collect();
+
+    let url = format!("{}/v1/projects/{project}/runs", node.base);
+    let started = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..rate * seconds {
+        tokio::time::sleep_until(started + Duration::from_micros(i * 1_000_000 / rate)).await;
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        tasks.spawn(async move {
+            let body = json!({"agent": "research", "input": {"task": format!("bench-run:{i} go")}});
+            let sent = Instant::now();
+            let res = http.post(&url).bearer_auth(&token).json(&body).send().await;
+            let took = sent.elapsed().as_secs_f64() * 1000.0;
+            (res.is_ok_and(|r| r.status() == 202), took)
+        });
+    }
+    let answers = tasks.join_all().await;
+    let refused = answers.iter().filter(|(ok, _)| !ok).count();
+    assert!(wait_all(&setup.store, project_id, Duration::from_secs(120)).await, "runs did not end");
+    let runs: Vec<_> = all_runs(&setup.store, project_id)
+        .await
+        .into_iter()
+        .filter(|r| !warm.contains(&r.id))
+        .collect();
+    let pickup: Vec<f64> =
+        runs.iter().filter_map(|r| Some(ms(r.started_at? - r.created_at))).collect();
+    println!(
+        "POST /v1/projects/{{id}}/runs ({refused} refused): {}",
+        summary(answers.into_iter().map(|(_, t)| t).collect())
+    );
+    println!("pickup (enqueue to running): {}", summary(pickup));
+    println!("load average after: {}", load());
+    drop(node);
+}
+
+/// Per run key: the arrival of each model request, in order.
+type Arrivals = Arc<Mutex<HashMap<u64, Vec<Instant>>>>;
+
+fn run_key(body: &Value) -> Option<u64> {
+    let text = body["messages"].as_array()?.iter().find(|m| m["role"] == "user")?.to_string();
+    let start = text.find("bench-run:")? + "bench-run:".len();
+    text[start..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+}
+
+async fn inflight() {
+    let n: usize = var("INFLIGHT_RUNS", 10_000);
+    let steps: usize = var("INFLIGHT_STEPS", 3);
+    let latency = Duration::from_secs(1);
+    let model = FakeLlm::start(Protocol::Openai).await;
+    model.stop_recording();
+    let arrivals: Arrivals = Arc::new(Mutex::new(HashMap::new()));
+    let seen = arrivals.clone();
+    model.respond_with(move |body| {
+        let now = Instant::now();
+        let step = body["messages"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count());
+        if let Some(key) = run_key(body) {
+            seen.lock().unwrap().entry(key).or_default().push(now);
+        }
+        if step + 1 < steps {
+            Reply::tool_call("list_files", json!({})).delayed(latency)
+        } else {
+            Reply::text("done").delayed(latency)
+        }
+    });
+    let setup = Setup::new(&model, &[("AGENTD_WORKERS", "0".into())]).await;
+    header(
+        &format!(
+            "{n} runs in flight, {steps} model calls each answered after 1 s, AGENTD_WORKERS={n}"
+        ),
+        &setup,
+    );
+    // Enqueue everything on an API-only node, then start the one that works.
+    let api = setup.start(&[]);
+    let http = client();
+    let (token, project) = sign_in(&http, &api.base).await;
+    let refused = enqueue(&http, &api.base, &token, &project, "research", n, 64).await;
+    drop(api);
+    let node = setup.start(&[("AGENTD_WORKERS", n.to_string())]);
+    let pid = node.process.pid();
+    let project_id: ProjectId = project.parse().unwrap();
+    let ended = wait_all(&setup.store, project_id, Duration::from_secs(1200)).await;
+    let peak_rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:")
+                .map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let runs = all_runs(&setup.store, project_id).await;
+    let failed = runs.iter().filter(|r| r.status != RunStatus::Succeeded).count();
+    let arrivals = arrivals.lock().unwrap();
+    let mut overhead = Vec::new();
+    let mut spans = Vec::new();
+    let mut wrong_steps = 0;
+    for times in arrivals.values() {
+        if times.len() != steps {
+            wrong_steps += 1;
+        }
+        for w in times.windows(2) {
+            overhead.push((w[1] - w[0]).as_secs_f64() * 1000.0 - latency.as_secs_f64() * 1000.0);
+        }
+        if let (Some(first), Some(last)) = (times.first(), times.last()) {
+            spans.push((*first, *last + latency));
+        }
+    }
+    // The most runs between their first request and their last reply at once.
+    let mut edges: Vec<(Instant, i64)> =
+        spans.iter().flat_map(|(a, b)| [(*a, 1), (*b, -1)]).collect();
+    edges.sort();
+    let (mut now_in, mut most) = (0i64, 0i64);
+    for (_, d) in edges {
+        now_in += d;
+        most = most.max(now_in);
+    }
+    let first = runs.iter().filter_map(|r| r.started_at).min();
+    let last = runs.iter().filter_map(|r| r.finished_at).max();
+    println!(
+        "{} runs ended: {ended}; {refused} refused, {failed} not succeeded, {wrong_steps} with a \
+         number of model calls other than {steps}; at most {most} runs in flight at once; all \
+         done in {:.1} s after the first was taken",
+        runs.len(),
+        first.zip(last).map_or(f64::NAN, |(a, b)| (b - a).as_seconds_f64())
+    );
+    println!("agentd overhead per step (next request − reply due): {}", summary(overhead));
+    println!(
+        "peak RSS of agentd: {:.0} MiB; load average after: {}",
+        peak_rss_kib as f64 / 1024.0,
+        load()
+    );
+    drop(node);
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is not used.
+    let scenarios =
+        std::env::var("BENCH_SCENARIOS").unwrap_or_else(|_| "throughput,latency,inflight".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        println!(
+            "# agentd runs benchmark, {} cores, load average {}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            load()
+        );
+        for scenario in scenarios.split(',') {
+            match scenario.trim() {
+                "throughput" => throughput().await,
+                "latency" => latency().await,
+                "inflight" => inflight().await,
+                other => eprintln!("unknown scenario {other:?}"),
+            }
+        }
+    });
+}
