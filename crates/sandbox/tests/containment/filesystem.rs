@@ -8,13 +8,24 @@ use agentd_sandbox::{CommandSpec, SandboxMode, Status};
 
 use crate::support::{Fixture, canary_file, marker, open_dir, production_settings};
 
+/// A directory the sandbox shows read-only: the crate's own, unless the checkout lives under a
+/// path the sandbox hides by default (`/tmp`, home directories, ...), then `/srv`.
+fn visible_base() -> &'static Path {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let hidden = agentd_sandbox::SandboxSettings::default().hide_paths;
+    if hidden.iter().any(|h| crate_dir.starts_with(h)) {
+        let srv = Path::new("/srv");
+        std::fs::create_dir_all(srv).unwrap();
+        srv
+    } else {
+        crate_dir
+    }
+}
+
 /// A world-writable directory outside the workspace, somewhere the sandbox shows read-only
-/// (the crate's directory, not a hidden path), with a world-writable file in it.
+/// (not a hidden path), with a world-writable file in it.
 fn visible_outside() -> (tempfile::TempDir, std::path::PathBuf, String) {
-    let dir = tempfile::Builder::new()
-        .prefix(".containment-")
-        .tempdir_in(env!("CARGO_MANIFEST_DIR"))
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix(".containment-").tempdir_in(visible_base()).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let target = dir.path().join("target.txt");
     let content = canary_file(&target, 0o666);
@@ -192,10 +203,8 @@ async fn a_workspace_the_sandbox_uid_cannot_reach_is_denied_with_the_directory_n
 async fn a_command_bubblewrap_cannot_set_up_is_denied_and_does_not_run() {
     // A hidden file behind a directory the sandbox uid cannot enter: bubblewrap fails to mount
     // over it, before the command starts.
-    let parent = tempfile::Builder::new()
-        .prefix(".containment-")
-        .tempdir_in(env!("CARGO_MANIFEST_DIR"))
-        .unwrap();
+    let parent =
+        tempfile::Builder::new().prefix(".containment-").tempdir_in(visible_base()).unwrap();
     let closed = parent.path().join("closed");
     let secret = closed.join("secret");
     let hidden = secret.clone();
