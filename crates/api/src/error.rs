@@ -92,6 +92,9 @@ pub enum ApiError {
     /// 503 `sandbox_unavailable`: commands cannot run because the sandbox cannot be set up.
     #[error("{0}")]
     SandboxUnavailable(String),
+    /// 503 `workspace_unavailable`: a directory workspace's directory cannot be opened.
+    #[error("{0}")]
+    WorkspaceUnavailable(String),
     /// 500: agentd failed. The source is logged; the client sees a generic message.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -175,6 +178,9 @@ impl ApiError {
             }
             Self::SandboxUnavailable(m) => {
                 (ErrorType::SandboxUnavailable, StatusCode::SERVICE_UNAVAILABLE, m.clone())
+            }
+            Self::WorkspaceUnavailable(m) => {
+                (ErrorType::WorkspaceUnavailable, StatusCode::SERVICE_UNAVAILABLE, m.clone())
             }
             Self::Internal(_) => {
                 (ErrorType::InternalError, StatusCode::INTERNAL_SERVER_ERROR, self.to_string())
@@ -261,6 +267,15 @@ impl From<WorkspaceError> for ApiError {
                 Self::Validation(vec![ErrorDetail::whole(err.to_string())])
             }
             WorkspaceError::NotAllowed(message) => Self::WorkspaceNotAllowed(message),
+            WorkspaceError::Unavailable { .. } => {
+                // The path and the OS error are for the operator's log, not for clients.
+                tracing::warn!(error = %err, "a directory workspace cannot be opened");
+                Self::WorkspaceUnavailable(
+                    "the project's workspace directory cannot be opened on this server; its \
+                     files are unavailable until the directory is back"
+                        .into(),
+                )
+            }
             WorkspaceError::Io { .. } => Self::Internal(Box::new(err)),
             WorkspaceError::Store(e) => e.into(),
         }
@@ -326,6 +341,7 @@ impl IntoResponse for ApiError {
             | Self::UnsupportedMediaType(_)
             | Self::NoLlmConfigured(_)
             | Self::SandboxUnavailable(_)
+            | Self::WorkspaceUnavailable(_)
             | Self::LlmTimeout
             | Self::ContextOverflow(_) => (vec![], None),
         };
@@ -413,6 +429,14 @@ mod tests {
             (WorkspaceError::ProjectTooLarge { limit: 1 }, ErrorType::PayloadTooLarge, 413),
             (WorkspaceError::TooManyFiles { limit: 1 }, ErrorType::ValidationError, 422),
             (
+                WorkspaceError::Unavailable {
+                    root: "/srv/ws".into(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                },
+                ErrorType::WorkspaceUnavailable,
+                503,
+            ),
+            (
                 WorkspaceError::UnknownRevision { requested: 9, current: 1 },
                 ErrorType::ValidationError,
                 422,
@@ -441,6 +465,9 @@ mod tests {
                 assert_eq!(message, "the request is invalid", "the problem is in details");
             } else if status < 500 {
                 assert_eq!(message, shown);
+            } else if t == ErrorType::WorkspaceUnavailable {
+                assert!(message.contains("cannot be opened"), "{message}");
+                assert!(!message.contains("/srv/ws"), "5xx never show internals: {message}");
             } else {
                 assert_eq!(message, "internal error", "5xx never show internals");
             }

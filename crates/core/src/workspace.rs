@@ -379,6 +379,16 @@ pub enum WorkspaceError {
     /// The path was refused by the normaliser (400 `invalid_path`).
     #[error(transparent)]
     InvalidPath(#[from] PathError),
+    /// A directory workspace's directory cannot be opened: removed, unmounted, or unreadable
+    /// (503 `workspace_unavailable`).
+    #[error("the workspace directory {root} cannot be opened: {source}")]
+    Unavailable {
+        /// The directory.
+        root: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Resolving the path would leave a directory workspace, through a symbolic link or a
     /// magic link; or the path names a symbolic link where a file is expected (400
     /// `invalid_path`).

@@ -65,6 +65,9 @@ pub enum ErrorType {
     /// 503: the OS sandbox commands run in cannot be set up on this server (see
     /// `GET /v1/system/capabilities`); nothing was run.
     SandboxUnavailable,
+    /// 503: a directory workspace's directory cannot be opened on this server (removed,
+    /// unmounted, or no longer readable); nothing was read or changed.
+    WorkspaceUnavailable,
 }
 
 impl ErrorType {
@@ -96,6 +99,7 @@ impl ErrorType {
             Self::LlmUpstreamError => 502,
             Self::ContextOverflow => 400,
             Self::SandboxUnavailable => 503,
+            Self::WorkspaceUnavailable => 503,
         }
     }
 
@@ -150,6 +154,7 @@ impl ErrorType {
             Self::LlmUpstreamError => "llm_upstream_error",
             Self::ContextOverflow => "context_overflow",
             Self::SandboxUnavailable => "sandbox_unavailable",
+            Self::WorkspaceUnavailable => "workspace_unavailable",
         }
     }
 }
@@ -209,7 +214,7 @@ impl ErrorDetail {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorType; 25] = [
+    const ALL: [ErrorType; 26] = [
         ErrorType::BadRequest,
         ErrorType::InvalidPath,
         ErrorType::WorkspaceNotAllowed,
@@ -235,11 +240,12 @@ mod tests {
         ErrorType::LlmUpstreamError,
         ErrorType::ContextOverflow,
         ErrorType::SandboxUnavailable,
+        ErrorType::WorkspaceUnavailable,
     ];
 
     /// Types that refine a general type sharing their status.
     /// Types that refine a general type with the same status; a bare status maps to the general.
-    const REFINEMENTS: [(ErrorType, ErrorType); 11] = [
+    const REFINEMENTS: [(ErrorType, ErrorType); 12] = [
         (ErrorType::ConversationBusy, ErrorType::Conflict),
         (ErrorType::ApprovalDecided, ErrorType::Conflict),
         (ErrorType::ApprovalExpired, ErrorType::Conflict),
@@ -251,6 +257,7 @@ mod tests {
         (ErrorType::LlmUpstreamError, ErrorType::InternalError),
         (ErrorType::ContextOverflow, ErrorType::BadRequest),
         (ErrorType::SandboxUnavailable, ErrorType::ServiceUnavailable),
+        (ErrorType::WorkspaceUnavailable, ErrorType::ServiceUnavailable),
     ];
 
     #[test]

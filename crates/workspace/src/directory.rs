@@ -67,19 +67,15 @@ impl DirectoryWorkspace {
         tokio::task::spawn_blocking(move || {
             // The root must still be an allowed, real directory: a root removed from the
             // configuration, or the workspace directory replaced by a link, closes it.
-            let real = std::fs::canonicalize(&root).map_err(|source| WorkspaceError::Io {
-                op: "open the workspace directory",
-                source,
-            })?;
+            let unavailable =
+                |source| WorkspaceError::Unavailable { root: root.display().to_string(), source };
+            let real = std::fs::canonicalize(&root).map_err(unavailable)?;
             if real != root || !roots.contains(&real) {
                 return Err(WorkspaceError::NotAllowed(
                     "the workspace directory is no longer inside an allowed root".into(),
                 ));
             }
-            let opened = BeneathRoot::open(&root).map_err(|source| WorkspaceError::Io {
-                op: "open the workspace directory",
-                source,
-            })?;
+            let opened = BeneathRoot::open(&root).map_err(unavailable)?;
             f(&opened)
         })
         .await

@@ -253,3 +253,29 @@ async fn a_path_swapped_with_an_outside_link_ten_thousand_times_never_leaks_over
         elapsed.as_secs_f64(),
     );
 }
+
+#[tokio::test]
+async fn a_workspace_directory_that_disappears_gives_503_until_it_is_back() {
+    let tree = CanaryTree::new();
+    let (app, token, project) = directory_project(&tree).await;
+    let url = file_url(&app, &project, "kept.txt");
+    let res = app.client.put(&url).bearer_auth(&token).body("still here").send().await.unwrap();
+    assert_eq!(res.status(), 201);
+
+    let moved = tree.workspace.with_extension("moved");
+    std::fs::rename(&tree.workspace, &moved).unwrap();
+    let list = app.url(&format!("/v1/projects/{project}/files"));
+    for res in [
+        app.client.get(&url).bearer_auth(&token).send().await.unwrap(),
+        app.client.get(&list).bearer_auth(&token).send().await.unwrap(),
+        app.client.put(&url).bearer_auth(&token).body("lost?").send().await.unwrap(),
+        app.client.delete(&url).bearer_auth(&token).send().await.unwrap(),
+    ] {
+        let body = expect_envelope(res, 503, "workspace_unavailable").await;
+        assert!(body["error"]["message"].as_str().unwrap().contains("cannot be opened"), "{body}");
+    }
+    assert!(!tree.workspace.exists(), "nothing was recreated in its place");
+
+    std::fs::rename(&moved, &tree.workspace).unwrap();
+    assert_eq!(get_file(&app, &token, &project, "kept.txt").await, b"still here");
+}
