@@ -103,6 +103,11 @@ impl PgStore {
             .map(drop)
     }
 
+    /// The NOTIFY channel, for statements that announce a signal themselves.
+    pub(crate) fn notify_channel(&self) -> Option<&str> {
+        Some(&self.channel)
+    }
+
     /// Notifies every node of `signals` with one statement.
     pub(crate) async fn announce_all(
         &self,

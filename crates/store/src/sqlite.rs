@@ -88,6 +88,11 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// No NOTIFY channel: a journal write announces nothing beyond this process.
+    pub(crate) fn notify_channel(&self) -> Option<&str> {
+        None
+    }
+
     /// Nothing to announce beyond this process (see `announce`).
     pub(crate) async fn announce_all(
         &self,
