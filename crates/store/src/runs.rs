@@ -634,21 +634,23 @@ impl_for_backends!(RunStore {
     ) -> StoreResult<()> {
         let now = self.now();
         let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
-        // Two round trips inside the transaction: the fence (which also reserves the events'
-        // numbers and reads the usage to add to), then everything else at once.
-        let (current, last) = self.fence_reserving(&mut tx, lease, events.len(), now).await?;
-        let total = usage.map(|delta| {
-            let mut total = current;
-            total.add(&delta);
-            total
-        });
-        let sql = crate::steps::journal_sql(
-            self.notify_channel().is_some(),
-            total.is_some(),
-            events.len(),
-        );
-        let signal = Signal::RunEvent { run: lease.run_id, seq: last };
-        let payload = crate::signals::encode(signal);
+        let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        // On SQLite a step without usage is one round trip inside the transaction: the fence
+        // goes with the writes (see `journal_sql`). Otherwise two: the fence, which also
+        // reserves the events' numbers and reads the usage to add to, then the writes.
+        let fenced = !Self::POSTGRES && usage.is_none();
+        let (total, reserved) = if fenced {
+            (None, 0)
+        } else {
+            let (current, last) = self.fence_reserving(&mut tx, lease, events.len(), now).await?;
+            let total = usage.map(|delta| {
+                let mut total = current;
+                total.add(&delta);
+                total
+            });
+            (total, last)
+        };
+        let sql = crate::steps::journal_sql(Self::POSTGRES, total.is_some(), events.len(), fenced);
         // Only placeholders and constant names are interpolated.
         let mut write = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(DbTime(now))
@@ -663,17 +665,30 @@ impl_for_backends!(RunStore {
             .bind(i64::from(step.attempt))
             .bind(DbTime(step.started_at))
             .bind(step.completed_at.map(DbTime));
-        let first = last - i64::try_from(events.len()).unwrap_or(i64::MAX) + 1;
         for (i, event) in (0_i64..).zip(&events) {
-            write = write.bind(first + i).bind(event.event_type).bind(Json(&event.data));
+            write = write.bind(reserved - n + 1 + i).bind(event.event_type).bind(Json(&event.data));
         }
         if let Some(total) = &total {
             write = write.bind(Json(total));
         }
-        if let (Some(channel), false) = (self.notify_channel(), events.is_empty()) {
-            write = write.bind(channel.to_owned()).bind(payload);
-        }
-        write.execute(&mut *tx).await.map_err(|e| map_err(ENTITY, e))?;
+        let last = if fenced {
+            let rows = write
+                .bind(i64::from(lease.attempt))
+                .bind(&lease.worker)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| map_err(ENTITY, e))?;
+            let row = rows.first().ok_or(StoreError::LeaseLost)?;
+            sqlx::Row::try_get::<i64, _>(row, 0).map_err(|e| map_err(ENTITY, e))?
+        } else {
+            let signal = Signal::RunEvent { run: lease.run_id, seq: reserved };
+            if let (Some(channel), false) = (self.notify_channel(), events.is_empty()) {
+                write = write.bind(channel.to_owned()).bind(crate::signals::encode(signal));
+            }
+            write.execute(&mut *tx).await.map_err(|e| map_err(ENTITY, e))?;
+            reserved
+        };
+        let signal = Signal::RunEvent { run: lease.run_id, seq: last };
         tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
         if !events.is_empty() {
             self.broadcast(signal);

@@ -71,6 +71,9 @@ impl SqliteStore {
         &self.write
     }
 
+    /// Whether this is the PostgreSQL backend (for SQL that differs).
+    pub(crate) const POSTGRES: bool = false;
+
     /// The claim query of this backend (see `runs.rs`).
     pub(crate) const CLAIM_SQL: &'static str = crate::runs::CLAIM_SQLITE;
 

@@ -55,22 +55,62 @@ fn events_values(n: usize, from: usize) -> String {
         .join(", ")
 }
 
-/// The statements that write a journal step after its fence: the step (an upsert by `seq`),
-/// `n_events` events and, when `with_usage`, the run's usage. Binds in this order: `$1` now, `$2`
-/// the run, `$3`–`$12` the step, three per event (see [`events_values`]), the usage when
-/// `with_usage`, then on PostgreSQL, when there are events, the NOTIFY channel and payload.
+/// The statements that write a journal step: the step (an upsert by `seq`), `n_events` events
+/// and, when `with_usage`, the run's usage. Binds in this order: `$1` now, `$2` the run, `$3`–`$12`
+/// the step, three per event (see [`events_values`]), the usage when `with_usage`, then on
+/// PostgreSQL, when there are events, the NOTIFY channel and payload.
 ///
 /// SQLite gets them as one string of several statements and PostgreSQL as one statement of
-/// data-modifying CTEs: either way one round trip, where it used to be one per statement.
-pub(crate) fn journal_sql(postgres: bool, with_usage: bool, n_events: usize) -> String {
+/// data-modifying CTEs: either way one round trip, where it used to be one per statement. Both
+/// follow the fence, which reserved the events' numbers, except with `fenced` (SQLite without
+/// usage): then the fence comes first in the same string (binds: the attempt and the worker at
+/// the end), returning the run's last event number as the only row when it holds, and every
+/// insert writes only while the lease holds, numbering the events from the run row.
+pub(crate) fn journal_sql(
+    postgres: bool,
+    with_usage: bool,
+    n_events: usize,
+    fenced: bool,
+) -> String {
     let mut next = 13 + 3 * n_events;
-    let step = "INSERT INTO run_steps (run_id, seq, kind, name, status, side_effects, input, \
-                output, attempt, started_at, completed_at) \
-                VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, \
-                output = excluded.output, attempt = excluded.attempt, \
-                completed_at = excluded.completed_at"
-        .to_owned();
+    let columns = "INSERT INTO run_steps (run_id, seq, kind, name, status, side_effects, input, \
+                   output, attempt, started_at, completed_at)";
+    let upsert = "ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, \
+                  output = excluded.output, attempt = excluded.attempt, \
+                  completed_at = excluded.completed_at";
+    let values = "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12";
+    if fenced && !postgres && !with_usage {
+        let held = format!(
+            "FROM runs WHERE id = $2 AND attempt = ${next} AND lease_owner = ${}",
+            next + 1
+        );
+        let mut statements = vec![
+            format!(
+                "UPDATE runs SET updated_at = $1, event_seq = event_seq + {n_events} \
+                 WHERE id = $2 AND attempt = ${next} AND lease_owner = ${} RETURNING event_seq",
+                next + 1
+            ),
+            format!("{columns} SELECT {values} {held} {upsert}"),
+        ];
+        if n_events > 0 {
+            let rows = (0..n_events)
+                .map(|i| {
+                    format!(
+                        "SELECT $2, event_seq - {}, ${}, ${}, $1 {held}",
+                        n_events - 1 - i,
+                        14 + 3 * i,
+                        15 + 3 * i
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            statements.push(format!(
+                "INSERT INTO run_events (run_id, seq, event_type, data, created_at) {rows}"
+            ));
+        }
+        return statements.join("; ");
+    }
+    let step = format!("{columns} VALUES ({values}) {upsert}");
     let events = (n_events > 0).then(|| {
         format!(
             "INSERT INTO run_events (run_id, seq, event_type, data, created_at) VALUES {}",

@@ -228,10 +228,30 @@ async fn a_stale_worker_is_fenced_out(db: &Database) {
         started_at: OffsetDateTime::now_utc(),
         completed_at: Some(OffsetDateTime::now_utc()),
     };
+    let logged = db.store().events(run.id, 0, 100).await.unwrap().len();
     assert!(matches!(
-        db.store().record_step(&old, step, None, vec![]).await,
+        db.store().record_step(&old, step.clone(), None, vec![]).await,
         Err(StoreError::LeaseLost)
     ));
+    assert!(matches!(
+        db.store()
+            .record_step(&old, step.clone(), None, vec![NewEvent::new(event::TOOL_CALL, json!({}))])
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    let usage = RunUsage { llm_calls: 1, ..Default::default() };
+    assert!(matches!(
+        db.store()
+            .record_step(
+                &old,
+                step,
+                Some(usage),
+                vec![NewEvent::new(event::LLM_MESSAGE, json!({}))]
+            )
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert_eq!(db.store().events(run.id, 0, 100).await.unwrap().len(), logged);
     assert!(matches!(db.store().heartbeat(&old, LEASE, None).await, Err(StoreError::LeaseLost)));
     assert!(matches!(
         db.store().append_events(&old, vec![NewEvent::new("x", json!({}))]).await,
