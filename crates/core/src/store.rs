@@ -331,6 +331,9 @@ pub trait RunStore: Send + Sync {
     async fn add_active_time(&self, lease: &Lease, ms: u64) -> StoreResult<()>;
     /// Ends the worker's attempt (see [`Finish`]) and frees the lease.
     async fn finish_attempt(&self, lease: &Lease, finish: Finish) -> StoreResult<Run>;
+    /// [`finish_attempt`](Self::finish_attempt) that also adds `active_ms` to the run's active
+    /// time, in the same transaction.
+    async fn end_attempt(&self, lease: &Lease, active_ms: u64, finish: Finish) -> StoreResult<Run>;
     /// Runs whose lease expired (their worker died): each goes back to the queue, or fails when
     /// its attempts are used up, or is cancelled when cancellation was requested. Returns how
     /// many were rescued.

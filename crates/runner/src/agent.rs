@@ -326,10 +326,10 @@ impl Attempt {
             .unwrap_or(99);
             self.progress.set(percent, format!("model call {}", llm_steps + 1));
             match self.call_model(next_seq, &messages).await {
-                Ok(response) => {
+                Ok((response, tail)) => {
                     let delta = usage_of(&response, &self.llm);
                     usage.add(&delta);
-                    self.record_reply(next_seq, &response, delta).await?;
+                    self.record_reply(next_seq, &response, delta, tail).await?;
                     messages.push(Message::from_response(&response));
                     next_seq += 1;
                     llm_steps += 1;
@@ -448,8 +448,14 @@ impl Attempt {
         }
     }
 
-    /// One model call, streamed, its text deltas published (coalesced) as `llm.delta` events.
-    async fn call_model(&self, seq: u32, messages: &[Message]) -> Result<ChatResponse, LlmError> {
+    /// One model call, streamed, its text deltas published (coalesced) as `llm.delta` events;
+    /// returns the reply and the text streamed since the last of them, which goes into the
+    /// reply's own transaction (one write less per model call).
+    async fn call_model(
+        &self,
+        seq: u32,
+        messages: &[Message],
+    ) -> Result<(ChatResponse, String), LlmError> {
         let interrupt = self.interrupt();
         let result = self.stream_model(seq, messages, &interrupt).await;
         interrupt.cancel();
@@ -461,7 +467,7 @@ impl Attempt {
         seq: u32,
         messages: &[Message],
         interrupt: &CancellationToken,
-    ) -> Result<ChatResponse, LlmError> {
+    ) -> Result<(ChatResponse, String), LlmError> {
         let ctx = self.context(interrupt.clone());
         let mut stream = self.llm.chat_stream(self.request(messages), &ctx).await?;
         let mut pending = String::new();
@@ -481,10 +487,7 @@ impl Attempt {
                         last_flush = Instant::now();
                     }
                 }
-                Some(Ok(StreamEvent::Completed(response))) => {
-                    self.flush_delta(seq, &mut pending).await;
-                    return Ok(response);
-                }
+                Some(Ok(StreamEvent::Completed(response))) => return Ok((response, pending)),
                 Some(Ok(StreamEvent::ToolCallStart { .. } | StreamEvent::ToolCallDelta { .. })) => {
                 }
                 Some(Err(err)) => return Err(err),
@@ -521,6 +524,7 @@ impl Attempt {
         seq: u32,
         response: &ChatResponse,
         usage: RunUsage,
+        tail: String,
     ) -> Result<(), Stop> {
         let at = now();
         let output = serde_json::to_value(response).unwrap_or_default();
@@ -546,15 +550,12 @@ impl Attempt {
             "provider": response.provider,
             "cache_hit": response.cache_hit,
         });
-        self.store
-            .record_step(
-                &self.lease,
-                step,
-                Some(usage),
-                vec![NewEvent::new(event::LLM_MESSAGE, message)],
-            )
-            .await
-            .map_err(Stop::from)
+        let mut events = Vec::with_capacity(2);
+        if !tail.is_empty() {
+            events.push(NewEvent::new(event::LLM_DELTA, json!({"step": seq, "text": tail})));
+        }
+        events.push(NewEvent::new(event::LLM_MESSAGE, message));
+        self.store.record_step(&self.lease, step, Some(usage), events).await.map_err(Stop::from)
     }
 
     /// Whether the call may run now, under the profile's approval policy (see `Gate`).

@@ -300,18 +300,14 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
         return;
     }
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    match store.add_active_time(&lease, elapsed).await {
-        Ok(()) => {}
-        Err(StoreError::LeaseLost) => return,
-        Err(err) => tracing::warn!(error = %err, "could not record active time"),
-    }
     let finish = match (outcome, why) {
         (Outcome::LeaseLost, _) => return,
         // Interrupted because this worker is stopping, not because anyone cancelled the run.
         (Outcome::Finish(_), SHUTTING_DOWN) => Finish::Release,
         (Outcome::Finish(finish), _) => finish,
     };
-    match store.finish_attempt(&lease, finish).await {
+    // The active time and the end of the attempt in one transaction.
+    match store.end_attempt(&lease, elapsed, finish).await {
         Ok(run) => tracing::info!(run = %run.id, status = %run.status, "attempt ended"),
         Err(StoreError::LeaseLost) => {
             tracing::warn!(run = %lease.run_id, "lost the lease before finishing")

@@ -82,6 +82,9 @@ impl PgStore {
         &self.pool
     }
 
+    /// Whether this is the PostgreSQL backend (for SQL that differs).
+    pub(crate) const POSTGRES: bool = true;
+
     /// The claim query of this backend (see `runs.rs`).
     pub(crate) const CLAIM_SQL: &'static str = crate::runs::CLAIM_POSTGRES;
 
@@ -101,6 +104,11 @@ impl PgStore {
             .execute(conn)
             .await
             .map(drop)
+    }
+
+    /// The NOTIFY channel, for statements that announce a signal themselves.
+    pub(crate) fn notify_channel(&self) -> Option<&str> {
+        Some(&self.channel)
     }
 
     /// Notifies every node of `signals` with one statement.

@@ -162,22 +162,33 @@ fn duration_ms(d: Duration) -> time::Duration {
 }
 
 impl_inherent_for_backends!(Db => {
-    /// Ends the attempt of `lease` inside `tx` (see [`RunStore::finish_attempt`]); returns the
-    /// run afterwards and the signals to broadcast once `tx` commits.
+    /// Ends the attempt of `lease` inside `tx` (see [`RunStore::finish_attempt`]), adding
+    /// `active_ms` to the run's active time; returns the run afterwards and the signals to
+    /// broadcast once `tx` commits.
     async fn finish_in(
         &self,
         tx: &mut sqlx::Transaction<'_, Db>,
         lease: &Lease,
+        active_ms: u64,
         finish: Finish,
         now: OffsetDateTime,
     ) -> StoreResult<(Run, Vec<Signal>)> {
-        self.fence(tx, lease, now).await?;
-        let before: Run = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
-            .bind(DbUuid::from(lease.run_id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(|e| map_err(ENTITY, e))?
-            .try_into()?;
+        // The fence reads the run as it was (bar `updated_at` and the active time).
+        let before: Run = sqlx::query_as::<_, RunRow>(concat!(
+            "UPDATE runs SET updated_at = $4, active_ms = active_ms + $5 ",
+            "WHERE id = $1 AND attempt = $2 AND lease_owner = $3 RETURNING ",
+            run_columns!()
+        ))
+        .bind(DbUuid::from(lease.run_id))
+        .bind(i64::from(lease.attempt))
+        .bind(&lease.worker)
+        .bind(DbTime(now))
+        .bind(i64::try_from(active_ms).unwrap_or(i64::MAX))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| map_err(ENTITY, e))?
+        .ok_or(StoreError::LeaseLost)?
+        .try_into()?;
         let mut events = Vec::new();
         let mut ready = false;
         let finish = match finish {
@@ -190,108 +201,109 @@ impl_inherent_for_backends!(Db => {
             }
             other => other,
         };
-        match finish {
+        // Each change reserves its events' numbers (`$n`: how many) and returns the run after.
+        let (update, n) = match finish {
             Finish::Done { status, result, error } => {
-                sqlx::query(
-                    "UPDATE runs SET status = $2, result = $3, error_type = $4, error_message = $5, \
-                     progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END, \
-                     finished_at = $6, updated_at = $6, lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE id = $1",
-                )
+                events.push(NewEvent::new(event::RUN_STATUS, event_data(status, before.status, error.as_ref())));
+                let n = if status.is_terminal() { 2 } else { 1 };
+                let q = sqlx::query_as::<_, ClaimedRow>(concat!(
+                    "UPDATE runs SET status = $2, result = $3, error_type = $4, error_message = $5, ",
+                    "progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END, ",
+                    "finished_at = $6, updated_at = $6, lease_owner = NULL, lease_expires_at = NULL, ",
+                    "event_seq = event_seq + $7 WHERE id = $1 RETURNING ",
+                    run_columns!(),
+                    ", event_seq"
+                ))
                 .bind(DbUuid::from(lease.run_id))
                 .bind(status.as_str())
-                .bind(result.as_ref().map(Json))
+                .bind(result.map(Json))
                 .bind(error.as_ref().map(|e| e.error_type.clone()))
                 .bind(error.as_ref().map(|e| e.message.clone()))
                 .bind(DbTime(now))
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| map_err(ENTITY, e))?;
-                events.push(NewEvent::new(event::RUN_STATUS, event_data(status, before.status, error.as_ref())));
+                .bind(n);
+                (q, n)
             }
             Finish::Retry { after, error } => {
                 let at = now + duration_ms(after);
-                sqlx::query(
-                    "UPDATE runs SET status = 'queued', failures = failures + 1, scheduled_at = $2, \
-                     error_type = $3, error_message = $4, updated_at = $5, lease_owner = NULL, \
-                     lease_expires_at = NULL WHERE id = $1",
-                )
-                .bind(DbUuid::from(lease.run_id))
-                .bind(DbTime(at))
-                .bind(&error.error_type)
-                .bind(&error.message)
-                .bind(DbTime(now))
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| map_err(ENTITY, e))?;
                 events.push(NewEvent::new(
                     event::RUN_RETRY,
                     json!({"error": error, "retry_at": crate::types::rfc3339(at), "failures": before.failures + 1}),
                 ));
                 events.push(NewEvent::new(event::RUN_STATUS, event_data(RunStatus::Queued, before.status, Some(&error))));
                 ready = true;
+                let q = sqlx::query_as::<_, ClaimedRow>(concat!(
+                    "UPDATE runs SET status = 'queued', failures = failures + 1, scheduled_at = $2, ",
+                    "error_type = $3, error_message = $4, updated_at = $5, lease_owner = NULL, ",
+                    "lease_expires_at = NULL, event_seq = event_seq + 2 WHERE id = $1 RETURNING ",
+                    run_columns!(),
+                    ", event_seq"
+                ))
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(at))
+                .bind(error.error_type)
+                .bind(error.message)
+                .bind(DbTime(now));
+                (q, 2)
             }
             Finish::Release => {
-                sqlx::query(
-                    "UPDATE runs SET status = 'queued', scheduled_at = $2, updated_at = $2, \
-                     lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
-                )
-                .bind(DbUuid::from(lease.run_id))
-                .bind(DbTime(now))
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| map_err(ENTITY, e))?;
                 events.push(NewEvent::new(event::RUN_STATUS, event_data(RunStatus::Queued, before.status, None)));
                 ready = true;
+                let q = sqlx::query_as::<_, ClaimedRow>(concat!(
+                    "UPDATE runs SET status = 'queued', scheduled_at = $2, updated_at = $2, ",
+                    "lease_owner = NULL, lease_expires_at = NULL, event_seq = event_seq + 1 ",
+                    "WHERE id = $1 RETURNING ",
+                    run_columns!(),
+                    ", event_seq"
+                ))
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(now));
+                (q, 1)
             }
             Finish::WaitForApproval if !self.has_pending_approvals(tx, lease.run_id).await? => {
                 // Decided while the worker was parking the run: back to the queue at once.
-                sqlx::query(
-                    "UPDATE runs SET scheduled_at = $2, updated_at = $2, lease_owner = NULL, \
-                     lease_expires_at = NULL WHERE id = $1",
-                )
-                .bind(DbUuid::from(lease.run_id))
-                .bind(DbTime(now))
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| map_err(ENTITY, e))?;
                 ready = true;
+                let q = sqlx::query_as::<_, ClaimedRow>(concat!(
+                    "UPDATE runs SET scheduled_at = $2, updated_at = $2, lease_owner = NULL, ",
+                    "lease_expires_at = NULL WHERE id = $1 RETURNING ",
+                    run_columns!(),
+                    ", event_seq"
+                ))
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(now));
+                (q, 0)
             }
             Finish::WaitForApproval => {
-                sqlx::query(
-                    "UPDATE runs SET status = 'waiting_approval', updated_at = $2, \
-                     lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
-                )
-                .bind(DbUuid::from(lease.run_id))
-                .bind(DbTime(now))
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| map_err(ENTITY, e))?;
                 events.push(NewEvent::new(
                     event::RUN_STATUS,
                     event_data(RunStatus::WaitingApproval, before.status, None),
                 ));
+                let q = sqlx::query_as::<_, ClaimedRow>(concat!(
+                    "UPDATE runs SET status = 'waiting_approval', updated_at = $2, ",
+                    "lease_owner = NULL, lease_expires_at = NULL, event_seq = event_seq + 1 ",
+                    "WHERE id = $1 RETURNING ",
+                    run_columns!(),
+                    ", event_seq"
+                ))
+                .bind(DbUuid::from(lease.run_id))
+                .bind(DbTime(now));
+                (q, 1)
             }
-        }
-        let after: Run = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
-            .bind(DbUuid::from(lease.run_id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(|e| map_err(ENTITY, e))?
-            .try_into()?;
+        };
+        let row = update.fetch_one(&mut **tx).await.map_err(|e| map_err(ENTITY, e))?;
+        let seq = row.event_seq;
+        let after: Run = row.run.try_into()?;
         if after.status.is_terminal() {
             self.cancel_pending_approvals(tx, lease.run_id, now).await?;
             events.push(NewEvent::new(event::RUN_COMPLETED, completed_data(&after)));
         }
-        let seq = self.insert_events(tx, lease.run_id, events, now).await?;
+        debug_assert_eq!(i64::try_from(events.len()).ok(), Some(n));
+        self.insert_reserved_events(tx, lease.run_id, seq - n + 1, &events, now).await?;
         let mut signals = vec![Signal::RunEvent { run: lease.run_id, seq }];
         if ready || after.status.is_terminal() {
             // A terminal run may free its conversation for the next queued run.
             signals.push(Signal::RunsReady);
         }
-        for s in &signals {
-            self.announce(tx, *s).await.map_err(|e| map_err(ENTITY, e))?;
-        }
+        self.announce_all(tx, &signals).await.map_err(|e| map_err(ENTITY, e))?;
         Ok((after, signals))
     }
 });
@@ -327,11 +339,12 @@ impl_for_backends!(RunStore {
             }
         }
         let id = RunId::new();
-        let inserted = sqlx::query(
-            "INSERT INTO runs (id, owner_id, project_id, conversation_id, agent, input, status, \
-             max_attempts, usage, idempotency_key, scheduled_at, event_seq, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, 1, $10, $10)",
-        )
+        let inserted = sqlx::query_as::<_, RunRow>(concat!(
+            "INSERT INTO runs (id, owner_id, project_id, conversation_id, agent, input, status, ",
+            "max_attempts, usage, idempotency_key, scheduled_at, event_seq, created_at, updated_at) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, 1, $10, $10) RETURNING ",
+            run_columns!()
+        ))
         .bind(DbUuid::from(id))
         .bind(DbUuid::from(new.owner_id))
         .bind(new.project_id.map(DbUuid::from))
@@ -342,24 +355,27 @@ impl_for_backends!(RunStore {
         .bind(Json(RunUsage::default()))
         .bind(&new.idempotency_key)
         .bind(DbTime(now))
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await;
-        if let Err(err) = inserted {
-            // Two requests with the same key raced: the other one's run is the answer.
-            if let (Some(key), StoreError::Conflict { .. }) = (&new.idempotency_key, map_err(ENTITY, err)) {
-                drop(tx);
-                let row = sqlx::query_as::<_, RunRow>(select_runs!(
-                    "WHERE owner_id = $1 AND idempotency_key = $2"
-                ))
-                .bind(DbUuid::from(new.owner_id))
-                .bind(key)
-                .fetch_one(self.writer())
-                .await
-                .map_err(|e| map_err(ENTITY, e))?;
-                return Ok(Created::Existing(row.try_into()?));
+        let row = match inserted {
+            Ok(row) => row,
+            Err(err) => {
+                // Two requests with the same key raced: the other one's run is the answer.
+                if let (Some(key), StoreError::Conflict { .. }) = (&new.idempotency_key, map_err(ENTITY, err)) {
+                    drop(tx);
+                    let row = sqlx::query_as::<_, RunRow>(select_runs!(
+                        "WHERE owner_id = $1 AND idempotency_key = $2"
+                    ))
+                    .bind(DbUuid::from(new.owner_id))
+                    .bind(key)
+                    .fetch_one(self.writer())
+                    .await
+                    .map_err(|e| map_err(ENTITY, e))?;
+                    return Ok(Created::Existing(row.try_into()?));
+                }
+                return Err(StoreError::Backend("creating the run failed".into()));
             }
-            return Err(StoreError::Backend("creating the run failed".into()));
-        }
+        };
         sqlx::query(
             "INSERT INTO run_events (run_id, seq, event_type, data, created_at) \
              VALUES ($1, 1, $2, $3, $4)",
@@ -371,13 +387,7 @@ impl_for_backends!(RunStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(ENTITY, e))?;
-        self.announce(&mut tx, Signal::RunsReady).await.map_err(|e| map_err(ENTITY, e))?;
-        self.announce(&mut tx, Signal::RunEvent { run: id, seq: 1 })
-            .await
-            .map_err(|e| map_err(ENTITY, e))?;
-        let row = sqlx::query_as::<_, RunRow>(select_runs!("WHERE id = $1"))
-            .bind(DbUuid::from(id))
-            .fetch_one(&mut *tx)
+        self.announce_all(&mut tx, &[Signal::RunsReady, Signal::RunEvent { run: id, seq: 1 }])
             .await
             .map_err(|e| map_err(ENTITY, e))?;
         tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
@@ -624,49 +634,64 @@ impl_for_backends!(RunStore {
     ) -> StoreResult<()> {
         let now = self.now();
         let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
-        let current = self.fence(&mut tx, lease, now).await?;
-        if let Some(delta) = usage {
-            let mut total = current;
-            total.add(&delta);
-            sqlx::query("UPDATE runs SET usage = $2 WHERE id = $1")
-                .bind(DbUuid::from(lease.run_id))
-                .bind(Json(&total))
-                .execute(&mut *tx)
+        let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        // On SQLite a step without usage is one round trip inside the transaction: the fence
+        // goes with the writes (see `journal_sql`). Otherwise two: the fence, which also
+        // reserves the events' numbers and reads the usage to add to, then the writes.
+        let fenced = !Self::POSTGRES && usage.is_none();
+        let (total, reserved) = if fenced {
+            (None, 0)
+        } else {
+            let (current, last) = self.fence_reserving(&mut tx, lease, events.len(), now).await?;
+            let total = usage.map(|delta| {
+                let mut total = current;
+                total.add(&delta);
+                total
+            });
+            (total, last)
+        };
+        let sql = crate::steps::journal_sql(Self::POSTGRES, total.is_some(), events.len(), fenced);
+        // Only placeholders and constant names are interpolated.
+        let mut write = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(DbTime(now))
+            .bind(DbUuid::from(lease.run_id))
+            .bind(i64::from(step.seq))
+            .bind(step.kind.as_str())
+            .bind(&step.name)
+            .bind(step.status.as_str())
+            .bind(step.side_effects)
+            .bind(Json(&step.input))
+            .bind(step.output.as_ref().map(Json))
+            .bind(i64::from(step.attempt))
+            .bind(DbTime(step.started_at))
+            .bind(step.completed_at.map(DbTime));
+        for (i, event) in (0_i64..).zip(&events) {
+            write = write.bind(reserved - n + 1 + i).bind(event.event_type).bind(Json(&event.data));
+        }
+        if let Some(total) = &total {
+            write = write.bind(Json(total));
+        }
+        let last = if fenced {
+            let rows = write
+                .bind(i64::from(lease.attempt))
+                .bind(&lease.worker)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| map_err(ENTITY, e))?;
-        }
-        sqlx::query(
-            "INSERT INTO run_steps (run_id, seq, kind, name, status, side_effects, input, output, \
-             attempt, started_at, completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, \
-             output = excluded.output, attempt = excluded.attempt, completed_at = excluded.completed_at",
-        )
-        .bind(DbUuid::from(lease.run_id))
-        .bind(i64::from(step.seq))
-        .bind(step.kind.as_str())
-        .bind(&step.name)
-        .bind(step.status.as_str())
-        .bind(step.side_effects)
-        .bind(Json(&step.input))
-        .bind(step.output.as_ref().map(Json))
-        .bind(i64::from(step.attempt))
-        .bind(DbTime(step.started_at))
-        .bind(step.completed_at.map(DbTime))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map_err(ENTITY, e))?;
-        let signal = if events.is_empty() {
-            None
+            let row = rows.first().ok_or(StoreError::LeaseLost)?;
+            sqlx::Row::try_get::<i64, _>(row, 0).map_err(|e| map_err(ENTITY, e))?
         } else {
-            let seq = self.insert_events(&mut tx, lease.run_id, events, now).await?;
-            Some(Signal::RunEvent { run: lease.run_id, seq })
+            let signal = Signal::RunEvent { run: lease.run_id, seq: reserved };
+            if let (Some(channel), false) = (self.notify_channel(), events.is_empty()) {
+                write = write.bind(channel.to_owned()).bind(crate::signals::encode(signal));
+            }
+            write.execute(&mut *tx).await.map_err(|e| map_err(ENTITY, e))?;
+            reserved
         };
-        if let Some(s) = signal {
-            self.announce(&mut tx, s).await.map_err(|e| map_err(ENTITY, e))?;
-        }
+        let signal = Signal::RunEvent { run: lease.run_id, seq: last };
         tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
-        if let Some(s) = signal {
-            self.broadcast(s);
+        if !events.is_empty() {
+            self.broadcast(signal);
         }
         Ok(())
     }
@@ -677,8 +702,9 @@ impl_for_backends!(RunStore {
         }
         let now = self.now();
         let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
-        self.fence(&mut tx, lease, now).await?;
-        let seq = self.insert_events(&mut tx, lease.run_id, events, now).await?;
+        let (_, seq) = self.fence_reserving(&mut tx, lease, events.len(), now).await?;
+        let first = seq - i64::try_from(events.len()).unwrap_or(i64::MAX) + 1;
+        self.insert_reserved_events(&mut tx, lease.run_id, first, &events, now).await?;
         let signal = Signal::RunEvent { run: lease.run_id, seq };
         self.announce(&mut tx, signal).await.map_err(|e| map_err(ENTITY, e))?;
         tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
@@ -728,9 +754,13 @@ impl_for_backends!(RunStore {
     }
 
     async fn finish_attempt(&self, lease: &Lease, finish: Finish) -> StoreResult<Run> {
+        self.end_attempt(lease, 0, finish).await
+    }
+
+    async fn end_attempt(&self, lease: &Lease, active_ms: u64, finish: Finish) -> StoreResult<Run> {
         let now = self.now();
         let mut tx = self.writer().begin().await.map_err(|e| map_err(ENTITY, e))?;
-        let (after, signals) = self.finish_in(&mut tx, lease, finish, now).await?;
+        let (after, signals) = self.finish_in(&mut tx, lease, active_ms, finish, now).await?;
         tx.commit().await.map_err(|e| map_err(ENTITY, e))?;
         for s in signals {
             self.broadcast(s);
@@ -770,7 +800,7 @@ impl_for_backends!(RunStore {
                     RunError::new(max_attempts_error, "the worker running this run stopped responding");
                 Finish::Retry { after: Duration::ZERO, error }
             };
-            match self.finish_in(&mut tx, &lease, finish, now).await {
+            match self.finish_in(&mut tx, &lease, 0, finish, now).await {
                 Ok((_, more)) => {
                     rescued += 1;
                     signals.extend(more);

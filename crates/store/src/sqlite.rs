@@ -71,6 +71,9 @@ impl SqliteStore {
         &self.write
     }
 
+    /// Whether this is the PostgreSQL backend (for SQL that differs).
+    pub(crate) const POSTGRES: bool = false;
+
     /// The claim query of this backend (see `runs.rs`).
     pub(crate) const CLAIM_SQL: &'static str = crate::runs::CLAIM_SQLITE;
 
@@ -86,6 +89,11 @@ impl SqliteStore {
         _signal: Signal,
     ) -> Result<(), sqlx::Error> {
         Ok(())
+    }
+
+    /// No NOTIFY channel: a journal write announces nothing beyond this process.
+    pub(crate) fn notify_channel(&self) -> Option<&str> {
+        None
     }
 
     /// Nothing to announce beyond this process (see `announce`).

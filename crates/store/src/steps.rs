@@ -44,6 +44,101 @@ impl TryFrom<StepRow> for Step {
     }
 }
 
+/// The SQL of one multi-row insert of `n` events of one run, all created at `$1`: the run is
+/// `$2`, and event `i` binds its sequence number, type and data at `$3 + 3i` onwards.
+fn events_values(n: usize, from: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!("($2, ${}, ${}, ${}, $1)", from + 3 * i, from + 1 + 3 * i, from + 2 + 3 * i)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The statements that write a journal step: the step (an upsert by `seq`), `n_events` events
+/// and, when `with_usage`, the run's usage. Binds in this order: `$1` now, `$2` the run, `$3`–`$12`
+/// the step, three per event (see [`events_values`]), the usage when `with_usage`, then on
+/// PostgreSQL, when there are events, the NOTIFY channel and payload.
+///
+/// SQLite gets them as one string of several statements and PostgreSQL as one statement of
+/// data-modifying CTEs: either way one round trip, where it used to be one per statement. Both
+/// follow the fence, which reserved the events' numbers, except with `fenced` (SQLite without
+/// usage): then the fence comes first in the same string (binds: the attempt and the worker at
+/// the end), returning the run's last event number as the only row when it holds, and every
+/// insert writes only while the lease holds, numbering the events from the run row.
+pub(crate) fn journal_sql(
+    postgres: bool,
+    with_usage: bool,
+    n_events: usize,
+    fenced: bool,
+) -> String {
+    let mut next = 13 + 3 * n_events;
+    let columns = "INSERT INTO run_steps (run_id, seq, kind, name, status, side_effects, input, \
+                   output, attempt, started_at, completed_at)";
+    let upsert = "ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, \
+                  output = excluded.output, attempt = excluded.attempt, \
+                  completed_at = excluded.completed_at";
+    let values = "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12";
+    if fenced && !postgres && !with_usage {
+        let held = format!(
+            "FROM runs WHERE id = $2 AND attempt = ${next} AND lease_owner = ${}",
+            next + 1
+        );
+        let mut statements = vec![
+            format!(
+                "UPDATE runs SET updated_at = $1, event_seq = event_seq + {n_events} \
+                 WHERE id = $2 AND attempt = ${next} AND lease_owner = ${} RETURNING event_seq",
+                next + 1
+            ),
+            format!("{columns} SELECT {values} {held} {upsert}"),
+        ];
+        if n_events > 0 {
+            let rows = (0..n_events)
+                .map(|i| {
+                    format!(
+                        "SELECT $2, event_seq - {}, ${}, ${}, $1 {held}",
+                        n_events - 1 - i,
+                        14 + 3 * i,
+                        15 + 3 * i
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            statements.push(format!(
+                "INSERT INTO run_events (run_id, seq, event_type, data, created_at) {rows}"
+            ));
+        }
+        return statements.join("; ");
+    }
+    let step = format!("{columns} VALUES ({values}) {upsert}");
+    let events = (n_events > 0).then(|| {
+        format!(
+            "INSERT INTO run_events (run_id, seq, event_type, data, created_at) VALUES {}",
+            events_values(n_events, 13)
+        )
+    });
+    let usage = with_usage.then(|| {
+        next += 1;
+        format!("UPDATE runs SET usage = ${} WHERE id = $2", next - 1)
+    });
+    if postgres {
+        let mut ctes = vec![format!("s AS ({step})")];
+        ctes.extend(events.as_ref().map(|e| format!("e AS ({e})")));
+        ctes.extend(usage.map(|u| format!("u AS ({u})")));
+        let last = if events.is_some() {
+            format!("SELECT pg_notify(${next}, ${})", next + 1)
+        } else {
+            "SELECT 1".to_owned()
+        };
+        format!("WITH {} {last}", ctes.join(", "))
+    } else {
+        let mut statements = vec![step];
+        statements.extend(events);
+        statements.extend(usage);
+        statements.join("; ")
+    }
+}
+
 impl_inherent_for_backends!(Db => {
     /// Proves `lease` still holds the run (touching it, which on PostgreSQL also locks the row
     /// until commit) and returns the run's usage so far.
@@ -53,18 +148,32 @@ impl_inherent_for_backends!(Db => {
         lease: &Lease,
         now: OffsetDateTime,
     ) -> StoreResult<RunUsage> {
-        let row: Option<(Json<RunUsage>,)> = sqlx::query_as(
-            "UPDATE runs SET updated_at = $4 WHERE id = $1 AND attempt = $2 AND lease_owner = $3 \
-             RETURNING usage",
+        Ok(self.fence_reserving(tx, lease, 0, now).await?.0)
+    }
+
+    /// [`fence`](Self::fence) that also reserves the sequence numbers of `n` events in the same
+    /// statement: returns the usage and the number of the last event reserved (the first is
+    /// `last - n + 1`).
+    pub(crate) async fn fence_reserving(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Db>,
+        lease: &Lease,
+        n: usize,
+        now: OffsetDateTime,
+    ) -> StoreResult<(RunUsage, i64)> {
+        let row: Option<(Json<RunUsage>, i64)> = sqlx::query_as(
+            "UPDATE runs SET updated_at = $4, event_seq = event_seq + $5 \
+             WHERE id = $1 AND attempt = $2 AND lease_owner = $3 RETURNING usage, event_seq",
         )
         .bind(DbUuid::from(lease.run_id))
         .bind(i64::from(lease.attempt))
         .bind(&lease.worker)
         .bind(DbTime(now))
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
         .fetch_optional(&mut **tx)
         .await
         .map_err(|e| map_err("run", e))?;
-        row.map(|(usage,)| usage.0).ok_or(StoreError::LeaseLost)
+        row.map(|(usage, last)| (usage.0, last)).ok_or(StoreError::LeaseLost)
     }
 
     /// Appends `events` to the run's log with the next sequence numbers and returns the last.
@@ -84,22 +193,34 @@ impl_inherent_for_backends!(Db => {
         .fetch_one(&mut **tx)
         .await
         .map_err(|e| map_err("run", e))?;
-        let mut seq = last - n;
-        for event in events {
-            seq += 1;
-            sqlx::query(
-                "INSERT INTO run_events (run_id, seq, event_type, data, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(DbUuid::from(run))
-            .bind(seq)
-            .bind(event.event_type)
-            .bind(Json(&event.data))
-            .bind(DbTime(now))
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| map_err("run", e))?;
-        }
+        self.insert_reserved_events(tx, run, last - n + 1, &events, now).await?;
         Ok(last)
+    }
+
+    /// Inserts `events` numbered from `first`, whose numbers the caller reserved on the run row
+    /// in this transaction, with one statement.
+    pub(crate) async fn insert_reserved_events(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Db>,
+        run: RunId,
+        first: i64,
+        events: &[NewEvent],
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO run_events (run_id, seq, event_type, data, created_at) VALUES {}",
+            events_values(events.len(), 3)
+        );
+        // Only placeholders are interpolated.
+        let mut insert =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(DbTime(now)).bind(DbUuid::from(run));
+        for (i, event) in (0_i64..).zip(events) {
+            insert = insert.bind(first + i).bind(event.event_type).bind(Json(&event.data));
+        }
+        insert.execute(&mut **tx).await.map_err(|e| map_err("run", e))?;
+        Ok(())
     }
 });

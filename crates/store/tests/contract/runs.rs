@@ -228,16 +228,40 @@ async fn a_stale_worker_is_fenced_out(db: &Database) {
         started_at: OffsetDateTime::now_utc(),
         completed_at: Some(OffsetDateTime::now_utc()),
     };
+    let logged = db.store().events(run.id, 0, 100).await.unwrap().len();
     assert!(matches!(
-        db.store().record_step(&old, step, None, vec![]).await,
+        db.store().record_step(&old, step.clone(), None, vec![]).await,
         Err(StoreError::LeaseLost)
     ));
+    assert!(matches!(
+        db.store()
+            .record_step(&old, step.clone(), None, vec![NewEvent::new(event::TOOL_CALL, json!({}))])
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    let usage = RunUsage { llm_calls: 1, ..Default::default() };
+    assert!(matches!(
+        db.store()
+            .record_step(
+                &old,
+                step,
+                Some(usage),
+                vec![NewEvent::new(event::LLM_MESSAGE, json!({}))]
+            )
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert_eq!(db.store().events(run.id, 0, 100).await.unwrap().len(), logged);
     assert!(matches!(db.store().heartbeat(&old, LEASE, None).await, Err(StoreError::LeaseLost)));
     assert!(matches!(
         db.store().append_events(&old, vec![NewEvent::new("x", json!({}))]).await,
         Err(StoreError::LeaseLost)
     ));
     assert!(matches!(db.store().add_active_time(&old, 5).await, Err(StoreError::LeaseLost)));
+    assert!(matches!(
+        db.store().end_attempt(&old, 5, Finish::Release).await,
+        Err(StoreError::LeaseLost)
+    ));
     assert!(matches!(
         db.store().finish_attempt(&old, Finish::Release).await,
         Err(StoreError::LeaseLost)
@@ -508,6 +532,126 @@ async fn a_maintenance_lock_has_one_holder_at_a_time(db: &Database) {
     assert!(store.try_lock("other", "c", Duration::from_secs(60)).await.unwrap());
 }
 
+async fn a_step_numbers_all_its_events_in_order_and_announces_the_last(db: &Database) {
+    let owner = user(db, "ev@example.com").await;
+    create(db, new_run(&owner)).await;
+    let run = db.store().claim_runs("w", 1, LEASE).await.unwrap().remove(0);
+    let l = lease(&run, "w");
+    let mut rx = db.store().subscribe();
+    let now = agentd_core::clock::truncate_to_micros(OffsetDateTime::now_utc());
+    let step = Step {
+        seq: 1,
+        kind: StepKind::Llm,
+        name: "p/m".into(),
+        status: StepStatus::Completed,
+        side_effects: false,
+        input: json!({}),
+        output: Some(json!({"text": "hi"})),
+        attempt: run.attempt,
+        started_at: now,
+        completed_at: Some(now),
+    };
+    let usage = RunUsage { llm_calls: 1, input_tokens: 3, ..Default::default() };
+    let events: Vec<NewEvent> =
+        (0..3).map(|i| NewEvent::new(event::LLM_MESSAGE, json!({"step": 1, "i": i}))).collect();
+    db.store().record_step(&l, step.clone(), Some(usage), events).await.unwrap();
+    // Claimed: events 1 and 2 are the run's; this step's are 3, 4 and 5, in the given order.
+    let logged = db.store().events(run.id, 2, 100).await.unwrap();
+    let got: Vec<(i64, &str, i64)> = logged
+        .iter()
+        .map(|e| (e.seq, e.event_type.as_str(), e.data["i"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [(3, event::LLM_MESSAGE, 0), (4, event::LLM_MESSAGE, 1), (5, event::LLM_MESSAGE, 2)]
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            // The claim's own signal may still be on its way (PostgreSQL's NOTIFY).
+            Ok(Ok(Signal::RunEvent { run: r, seq })) if r == run.id && seq > 2 => {
+                assert_eq!(seq, 5);
+                break;
+            }
+            Ok(Ok(_)) => {}
+            other => panic!("no signal: {other:?}"),
+        }
+    }
+    // A step with usage and no events, then events alone: the numbering goes on without gaps.
+    let usage = RunUsage { llm_calls: 1, output_tokens: 4, ..Default::default() };
+    db.store().record_step(&l, Step { seq: 2, ..step.clone() }, Some(usage), vec![]).await.unwrap();
+    db.store()
+        .append_events(
+            &l,
+            vec![
+                NewEvent::new(event::LLM_DELTA, json!({})),
+                NewEvent::new(event::LLM_DELTA, json!({})),
+            ],
+        )
+        .await
+        .unwrap();
+    let types = event_types(db, &run).await;
+    assert_eq!(types.len(), 7);
+    let after = db.store().run(None, run.id).await.unwrap();
+    assert_eq!((after.usage.llm_calls, after.usage.total_tokens()), (2, 7));
+    assert_eq!(db.store().steps(run.id).await.unwrap().len(), 2);
+}
+
+async fn ending_an_attempt_adds_its_active_time_with_the_end(db: &Database) {
+    let owner = user(db, "end@example.com").await;
+    let made = create(db, new_run(&owner)).await;
+    let run = db.store().claim_runs("w", 1, LEASE).await.unwrap().remove(0);
+    let retried = db
+        .store()
+        .end_attempt(
+            &lease(&run, "w"),
+            700,
+            Finish::Retry {
+                after: Duration::ZERO,
+                error: RunError::new("llm_unavailable", "later"),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((retried.status, retried.active_ms), (RunStatus::Queued, 700));
+    let run = db.store().claim_runs("w", 1, LEASE).await.unwrap().remove(0);
+    let done = db
+        .store()
+        .end_attempt(
+            &lease(&run, "w"),
+            300,
+            Finish::Done { status: RunStatus::Succeeded, result: Some(json!("ok")), error: None },
+        )
+        .await
+        .unwrap();
+    assert_eq!((done.status, done.active_ms, done.progress), (RunStatus::Succeeded, 1000, 100));
+    assert_eq!(db.store().run(None, made.id).await.unwrap().active_ms, 1000);
+    // The end is fenced: a second end of the same attempt changes nothing.
+    assert!(matches!(
+        db.store().end_attempt(&lease(&run, "w"), 5, Finish::Release).await,
+        Err(StoreError::LeaseLost)
+    ));
+    let events = db.store().events(made.id, 0, 100).await.unwrap();
+    let completed = events.last().unwrap();
+    assert_eq!(completed.event_type, event::RUN_COMPLETED);
+    assert_eq!(
+        (completed.data["status"].as_str(), &completed.data["result"]),
+        (Some("succeeded"), &json!("ok"))
+    );
+    assert_eq!(
+        event_types(db, &made).await,
+        [
+            event::RUN_STATUS,
+            event::RUN_STATUS,
+            event::RUN_RETRY,
+            event::RUN_STATUS,
+            event::RUN_STATUS,
+            event::RUN_STATUS,
+            event::RUN_COMPLETED
+        ]
+    );
+}
+
 contract!(
     runs: a_new_run_is_queued_with_its_first_event,
     the_same_idempotency_key_returns_the_same_run,
@@ -517,6 +661,8 @@ contract!(
     a_stale_worker_is_fenced_out,
     a_dead_workers_runs_are_all_rescued_in_one_pass,
     steps_and_usage_are_journaled_with_their_events,
+    a_step_numbers_all_its_events_in_order_and_announces_the_last,
+    ending_an_attempt_adds_its_active_time_with_the_end,
     finishing_ends_with_a_completed_event_and_retries_are_bounded,
     cancelling_a_queued_run_ends_it_and_a_running_one_is_flagged,
     waiting_for_approval_frees_the_worker,
