@@ -324,7 +324,7 @@ mod tests {
     }
 
     const CARGO_TEST: &str = "\
-   Compiling demo v0.1.0 (/work/demo)
+   Compiling demo v0.1.0 (/home/dev/demo)
     Finished `test` profile [unoptimized + debuginfo] target(s) in 0.61s
      Running unittests src/lib.rs (target/debug/deps/demo-3f1c2e9a8b7d6c5e)
 
@@ -392,7 +392,7 @@ test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
     #[test]
     fn a_cargo_test_that_does_not_compile_has_no_counts() {
         let output = "\
-   Compiling demo v0.1.0 (/work/demo)
+   Compiling demo v0.1.0 (/home/dev/demo)
 error[E0425]: cannot find value `y` in this scope
  --> src/lib.rs:2:5
   |
@@ -431,7 +431,7 @@ error: test run failed
         let output = "\
 ============================= test session starts ==============================
 platform linux -- Python 3.11.2, pytest-8.3.3, pluggy-1.5.0
-rootdir: /work/demo
+rootdir: /home/dev/demo
 collected 9 items
 
 tests/test_math.py ..F.s.x.E                                              [100%]
@@ -472,7 +472,7 @@ test_zero (test_math.MathTest.test_zero) ... ERROR
 ERROR: test_zero (test_math.MathTest.test_zero)
 ----------------------------------------------------------------------
 Traceback (most recent call last):
-  File \"/work/demo/test_math.py\", line 15, in test_zero
+  File \"/home/dev/demo/test_math.py\", line 15, in test_zero
     1 / 0
 ZeroDivisionError: division by zero
 
@@ -480,7 +480,7 @@ ZeroDivisionError: division by zero
 FAIL: test_sub (test_math.MathTest.test_sub)
 ----------------------------------------------------------------------
 Traceback (most recent call last):
-  File \"/work/demo/test_math.py\", line 9, in test_sub
+  File \"/home/dev/demo/test_math.py\", line 9, in test_sub
     self.assertEqual(3 - 1, 1)
 AssertionError: 2 != 1
 
@@ -566,7 +566,7 @@ FAIL
     #[test]
     fn clippy_counts_diagnostics_and_not_cargos_summaries() {
         let output = "\
-    Checking demo v0.1.0 (/work/demo)
+    Checking demo v0.1.0 (/home/dev/demo)
 warning: unused variable: `count`
  --> src/lib.rs:4:9
   |
@@ -594,14 +594,14 @@ warning: `demo` (lib) generated 2 warnings
 error: could not compile `demo` (lib) due to 1 previous error; 2 warnings emitted
 ";
         assert_eq!(parse(CheckKind::Lint, output, Some(101)), d(Tool::Clippy, 2, 1));
-        let clean = "    Checking demo v0.1.0 (/work/demo)\n    Finished `dev` profile [unoptimized + debuginfo] target(s) in 0.42s\n";
+        let clean = "    Checking demo v0.1.0 (/home/dev/demo)\n    Finished `dev` profile [unoptimized + debuginfo] target(s) in 0.42s\n";
         assert_eq!(parse(CheckKind::Lint, clean, Some(0)), d(Tool::Clippy, 0, 0));
     }
 
     #[test]
     fn a_failed_cargo_build_counts_rustc_errors() {
         let output = "\
-   Compiling demo v0.1.0 (/work/demo)
+   Compiling demo v0.1.0 (/home/dev/demo)
 error[E0308]: mismatched types
  --> src/main.rs:2:18
   |
@@ -621,7 +621,7 @@ error: could not compile `demo` (bin \"demo\") due to 1 previous error
 > eslint .
 
 
-/work/web/src/index.js
+/home/dev/web/src/index.js
    1:10  error    'format' is defined but never used  no-unused-vars
    7:3   warning  Unexpected console statement        no-console
   12:1   warning  Unexpected console statement        no-console
