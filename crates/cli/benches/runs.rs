@@ -151,27 +151,14 @@ fn client() -> reqwest::Client {
 
 /// Signs in and creates a project; returns the token and the project id.
 async fn sign_in(http: &reqwest::Client, base: &str) -> (String, String) {
-    let tokens: Value = http
-        .post(format!("{base}/v1/auth/login"))
-        .json(&json!({"email": "bench@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = tokens["access_token"].as_str().unwrap().to_owned();
-    let project: Value = http
-        .post(format!("{base}/v1/projects"))
-        .bearer_auth(&token)
-        .json(&json!({"title": "bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (token, project["id"].as_str().unwrap().to_owned())
+    agentd_test_support::process::sign_in_with_project(
+        http,
+        base,
+        "bench@example.com",
+        PASSWORD,
+        "bench",
+    )
+    .await
 }
 
 /// Enqueues `n` runs from `clients` concurrent clients; returns how many were refused.

@@ -145,6 +145,38 @@ pub fn create_user(bin: &Path, dir: &Path, envs: &[(&str, &str)], email: &str, p
     assert!(out.status.success(), "users create: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Signs in to the server at `base` as `email` and creates a project titled `title`; returns
+/// the access token and the project's id.
+pub async fn sign_in_with_project(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+    title: &str,
+) -> (String, String) {
+    let tokens: serde_json::Value = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let project: serde_json::Value = http
+        .post(format!("{base}/v1/projects"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"title": title}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (token, project["id"].as_str().unwrap().to_owned())
+}
+
 fn collect(stream: impl std::io::Read + Send + 'static, into: Arc<Lines>) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {

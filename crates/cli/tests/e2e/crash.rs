@@ -253,27 +253,15 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
     let (mut server, base) =
         tokio::task::spawn_blocking(move || start(&dir_path, &envs2)).await.unwrap();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let tokens: Value = http
-        .post(format!("{base}/v1/auth/login"))
-        .json(&json!({"email": "crash@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = tokens["access_token"].as_str().unwrap().to_owned();
-    let project: Value = http
-        .post(format!("{base}/v1/projects"))
-        .bearer_auth(&token)
-        .json(&json!({"title": "crash"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let project: ProjectId = project["id"].as_str().unwrap().parse().unwrap();
+    let (token, project) = agentd_test_support::process::sign_in_with_project(
+        &http,
+        &base,
+        "crash@example.com",
+        PASSWORD,
+        "crash",
+    )
+    .await;
+    let project: ProjectId = project.parse().unwrap();
 
     let observer = Arc::new(tokio::sync::Mutex::new(Observer {
         store: store.clone(),
