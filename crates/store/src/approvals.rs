@@ -145,6 +145,14 @@ fn decided_data(a: &Approval) -> Value {
     })
 }
 
+/// How many approvals of run `$1` are pending.
+pub(crate) const PENDING_COUNT_SQL: &str =
+    "SELECT COUNT(*) FROM approvals WHERE run_id = $1 AND status = 'pending'";
+
+/// Marks the pending approvals of run `$1` cancelled at `$2`.
+pub(crate) const CANCEL_PENDING_SQL: &str = "UPDATE approvals SET status = 'cancelled', \
+    decided_at = $2 WHERE run_id = $1 AND status = 'pending'";
+
 impl_inherent_for_backends!(Db => {
     async fn approval_in(
         &self,
@@ -165,9 +173,7 @@ impl_inherent_for_backends!(Db => {
         tx: &mut sqlx::Transaction<'_, Db>,
         run: RunId,
     ) -> StoreResult<bool> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM approvals WHERE run_id = $1 AND status = 'pending'",
-        )
+        let (n,): (i64,) = sqlx::query_as(PENDING_COUNT_SQL)
         .bind(DbUuid::from(run))
         .fetch_one(&mut **tx)
         .await
@@ -182,10 +188,7 @@ impl_inherent_for_backends!(Db => {
         run: RunId,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE approvals SET status = 'cancelled', decided_at = $2 \
-             WHERE run_id = $1 AND status = 'pending'",
-        )
+        sqlx::query(CANCEL_PENDING_SQL)
         .bind(DbUuid::from(run))
         .bind(DbTime(now))
         .execute(&mut **tx)

@@ -82,9 +82,6 @@ impl PgStore {
         &self.pool
     }
 
-    /// Whether this is the PostgreSQL backend (for SQL that differs).
-    pub(crate) const POSTGRES: bool = true;
-
     /// The claim query of this backend (see `runs.rs`).
     pub(crate) const CLAIM_SQL: &'static str = crate::runs::CLAIM_POSTGRES;
 

@@ -48,3 +48,56 @@ pub(crate) use impl_inherent_for_backends;
 pub(crate) fn overfetch_limit(limit: u32) -> i64 {
     i64::from(limit) + 1
 }
+
+/// A bind value of a statement whose arguments are computed once for both backends (and, on
+/// SQLite, for the group writer's plain SQLite calls, see `group.rs`). `None` is NULL.
+pub(crate) enum Arg {
+    Uuid(Option<uuid::Uuid>),
+    Time(Option<time::OffsetDateTime>),
+    Int(Option<i64>),
+    Bool(bool),
+    Text(Option<String>),
+    Json(Option<serde_json::Value>),
+}
+
+impl Arg {
+    /// An id.
+    pub(crate) fn id(v: impl Into<uuid::Uuid>) -> Self {
+        Self::Uuid(Some(v.into()))
+    }
+
+    /// A time.
+    pub(crate) const fn time(v: time::OffsetDateTime) -> Self {
+        Self::Time(Some(v))
+    }
+
+    /// An integer.
+    pub(crate) const fn int(v: i64) -> Self {
+        Self::Int(Some(v))
+    }
+
+    /// Text.
+    pub(crate) fn text(v: impl Into<String>) -> Self {
+        Self::Text(Some(v.into()))
+    }
+}
+
+/// Binds a list of [`Arg`]s to an sqlx query, in order.
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                crate::sql::Arg::Uuid(v) => query.bind(v.map(crate::types::DbUuid)),
+                crate::sql::Arg::Time(v) => query.bind(v.map(crate::types::DbTime)),
+                crate::sql::Arg::Int(v) => query.bind(v),
+                crate::sql::Arg::Bool(v) => query.bind(v),
+                crate::sql::Arg::Text(v) => query.bind(v),
+                crate::sql::Arg::Json(v) => query.bind(v.map(sqlx::types::Json)),
+            };
+        }
+        query
+    }};
+}
+
+pub(crate) use bind_args;

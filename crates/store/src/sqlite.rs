@@ -2,12 +2,13 @@
 //!
 //! SQLite has a single writer. Funnelling every write through one connection avoids
 //! `SQLITE_BUSY` between our own connections (the busy timeout then only matters for other
-//! processes, such as `agentd migrate` run beside a server) and keeps write latency predictable.
+//! processes, such as `agentd migrate` run beside a server) and keeps write latency predictable. The hot writes of runs share transactions on it (see
+//! `group.rs`).
 
 use std::str::FromStr;
 use std::sync::Arc;
 
-use agentd_core::{Clock, StoreResult};
+use agentd_core::{Clock, StoreError, StoreResult};
 use secrecy::ExposeSecret;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -18,6 +19,7 @@ use agentd_core::signal::{Signal, Signals};
 
 use crate::DatabaseOptions;
 use crate::error::{map_err, map_migrate_err};
+use crate::group::GroupWriter;
 use crate::signals::SIGNAL_CAPACITY;
 
 /// The store on an SQLite file.
@@ -27,6 +29,7 @@ pub struct SqliteStore {
     read: SqlitePool,
     clock: Arc<dyn Clock>,
     signals: tokio::sync::broadcast::Sender<Signal>,
+    group: GroupWriter,
 }
 
 impl SqliteStore {
@@ -60,7 +63,15 @@ impl SqliteStore {
             .connect_with(base.read_only(true).create_if_missing(false))
             .await
             .map_err(|e| map_err("database", e))?;
-        Ok(Self { write, read, clock, signals: tokio::sync::broadcast::channel(SIGNAL_CAPACITY).0 })
+        let group =
+            GroupWriter::spawn(write.clone()).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        Ok(Self {
+            write,
+            read,
+            clock,
+            signals: tokio::sync::broadcast::channel(SIGNAL_CAPACITY).0,
+            group,
+        })
     }
 
     pub(crate) fn reader(&self) -> &SqlitePool {
@@ -71,11 +82,10 @@ impl SqliteStore {
         &self.write
     }
 
-    /// Whether this is the PostgreSQL backend (for SQL that differs).
-    pub(crate) const POSTGRES: bool = false;
-
-    /// The claim query of this backend (see `runs.rs`).
-    pub(crate) const CLAIM_SQL: &'static str = crate::runs::CLAIM_SQLITE;
+    /// The group writer, for the hot writes of runs (see `group.rs`).
+    pub(crate) const fn group(&self) -> &GroupWriter {
+        &self.group
+    }
 
     pub(crate) fn now(&self) -> OffsetDateTime {
         self.clock.now()
@@ -91,11 +101,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// No NOTIFY channel: a journal write announces nothing beyond this process.
-    pub(crate) fn notify_channel(&self) -> Option<&str> {
-        None
-    }
-
     /// Nothing to announce beyond this process (see `announce`).
     pub(crate) async fn announce_all(
         &self,
@@ -109,14 +114,6 @@ impl SqliteStore {
     pub(crate) fn broadcast(&self, signal: Signal) {
         // No receiver is fine: nobody is waiting.
         let _ = self.signals.send(signal);
-    }
-
-    /// Opens the transaction of a queue claim: `BEGIN IMMEDIATE` takes the write lock at once,
-    /// so the claim's read and update see the same state.
-    pub(crate) async fn begin_claim(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.write.begin_with("BEGIN IMMEDIATE").await
     }
 
     pub(crate) async fn migrate(&self) -> StoreResult<()> {

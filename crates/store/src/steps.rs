@@ -55,88 +55,48 @@ fn events_values(n: usize, from: usize) -> String {
         .join(", ")
 }
 
-/// The statements that write a journal step: the step (an upsert by `seq`), `n_events` events
-/// and, when `with_usage`, the run's usage. Binds in this order: `$1` now, `$2` the run, `$3`–`$12`
-/// the step, three per event (see [`events_values`]), the usage when `with_usage`, then on
-/// PostgreSQL, when there are events, the NOTIFY channel and payload.
-///
-/// SQLite gets them as one string of several statements and PostgreSQL as one statement of
-/// data-modifying CTEs: either way one round trip, where it used to be one per statement. Both
-/// follow the fence, which reserved the events' numbers, except with `fenced` (SQLite without
-/// usage): then the fence comes first in the same string (binds: the attempt and the worker at
-/// the end), returning the run's last event number as the only row when it holds, and every
-/// insert writes only while the lease holds, numbering the events from the run row.
-pub(crate) fn journal_sql(
-    postgres: bool,
-    with_usage: bool,
-    n_events: usize,
-    fenced: bool,
-) -> String {
+/// The upsert of a journal step by `seq`: `$2` the run, `$3`–`$12` the step.
+pub(crate) const STEP_UPSERT_SQL: &str = "INSERT INTO run_steps (run_id, seq, kind, name, status, \
+    side_effects, input, output, attempt, started_at, completed_at) \
+    VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+    ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, output = excluded.output, \
+    attempt = excluded.attempt, completed_at = excluded.completed_at";
+
+/// The fence of a worker's write: touches the run while `$1`'s attempt `$2` is held by `$3`,
+/// reserving the numbers of `$5` events, and returns its usage and last event number.
+pub(crate) const FENCE_RESERVING_SQL: &str = "UPDATE runs SET updated_at = $4, \
+    event_seq = event_seq + $5 WHERE id = $1 AND attempt = $2 AND lease_owner = $3 \
+    RETURNING usage, event_seq";
+
+/// One event: `$1` the run, `$2` its number, `$3` its type, `$4` its data, `$5` the time.
+pub(crate) const INSERT_EVENT_SQL: &str = "INSERT INTO run_events (run_id, seq, event_type, \
+    data, created_at) VALUES ($1, $2, $3, $4, $5)";
+
+/// The statement that writes a journal step on PostgreSQL after the fence (which reserved the
+/// events' numbers): data-modifying CTEs for the step (see [`STEP_UPSERT_SQL`]), `n_events`
+/// events and, when `with_usage`, the run's usage, ending with the NOTIFY of the events. Binds
+/// in this order: `$1` now, `$2` the run, `$3`–`$12` the step, three per event (see
+/// [`events_values`]), the usage when `with_usage`, then, when there are events, the NOTIFY
+/// channel and payload. One round trip, where it used to be one per statement.
+pub(crate) fn journal_sql(with_usage: bool, n_events: usize) -> String {
     let mut next = 13 + 3 * n_events;
-    let columns = "INSERT INTO run_steps (run_id, seq, kind, name, status, side_effects, input, \
-                   output, attempt, started_at, completed_at)";
-    let upsert = "ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, \
-                  output = excluded.output, attempt = excluded.attempt, \
-                  completed_at = excluded.completed_at";
-    let values = "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12";
-    if fenced && !postgres && !with_usage {
-        let held = format!(
-            "FROM runs WHERE id = $2 AND attempt = ${next} AND lease_owner = ${}",
-            next + 1
-        );
-        let mut statements = vec![
-            format!(
-                "UPDATE runs SET updated_at = $1, event_seq = event_seq + {n_events} \
-                 WHERE id = $2 AND attempt = ${next} AND lease_owner = ${} RETURNING event_seq",
-                next + 1
-            ),
-            format!("{columns} SELECT {values} {held} {upsert}"),
-        ];
-        if n_events > 0 {
-            let rows = (0..n_events)
-                .map(|i| {
-                    format!(
-                        "SELECT $2, event_seq - {}, ${}, ${}, $1 {held}",
-                        n_events - 1 - i,
-                        14 + 3 * i,
-                        15 + 3 * i
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ");
-            statements.push(format!(
-                "INSERT INTO run_events (run_id, seq, event_type, data, created_at) {rows}"
-            ));
-        }
-        return statements.join("; ");
-    }
-    let step = format!("{columns} VALUES ({values}) {upsert}");
-    let events = (n_events > 0).then(|| {
-        format!(
-            "INSERT INTO run_events (run_id, seq, event_type, data, created_at) VALUES {}",
+    let mut ctes = vec![format!("s AS ({STEP_UPSERT_SQL})")];
+    if n_events > 0 {
+        ctes.push(format!(
+            "e AS (INSERT INTO run_events (run_id, seq, event_type, data, created_at) VALUES {})",
             events_values(n_events, 13)
-        )
-    });
-    let usage = with_usage.then(|| {
-        next += 1;
-        format!("UPDATE runs SET usage = ${} WHERE id = $2", next - 1)
-    });
-    if postgres {
-        let mut ctes = vec![format!("s AS ({step})")];
-        ctes.extend(events.as_ref().map(|e| format!("e AS ({e})")));
-        ctes.extend(usage.map(|u| format!("u AS ({u})")));
-        let last = if events.is_some() {
-            format!("SELECT pg_notify(${next}, ${})", next + 1)
-        } else {
-            "SELECT 1".to_owned()
-        };
-        format!("WITH {} {last}", ctes.join(", "))
-    } else {
-        let mut statements = vec![step];
-        statements.extend(events);
-        statements.extend(usage);
-        statements.join("; ")
+        ));
     }
+    if with_usage {
+        ctes.push(format!("u AS (UPDATE runs SET usage = ${next} WHERE id = $2)"));
+        next += 1;
+    }
+    let last = if n_events > 0 {
+        format!("SELECT pg_notify(${next}, ${})", next + 1)
+    } else {
+        "SELECT 1".to_owned()
+    };
+    format!("WITH {} {last}", ctes.join(", "))
 }
 
 impl_inherent_for_backends!(Db => {
@@ -161,10 +121,7 @@ impl_inherent_for_backends!(Db => {
         n: usize,
         now: OffsetDateTime,
     ) -> StoreResult<(RunUsage, i64)> {
-        let row: Option<(Json<RunUsage>, i64)> = sqlx::query_as(
-            "UPDATE runs SET updated_at = $4, event_seq = event_seq + $5 \
-             WHERE id = $1 AND attempt = $2 AND lease_owner = $3 RETURNING usage, event_seq",
-        )
+        let row: Option<(Json<RunUsage>, i64)> = sqlx::query_as(FENCE_RESERVING_SQL)
         .bind(DbUuid::from(lease.run_id))
         .bind(i64::from(lease.attempt))
         .bind(&lease.worker)

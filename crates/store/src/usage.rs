@@ -8,8 +8,8 @@ use time::macros::format_description;
 use uuid::Uuid;
 
 use crate::error::map_err;
-use crate::sql::impl_for_backends;
-use crate::types::{DbTime, DbUuid};
+use crate::sql::{Arg, bind_args, impl_for_backends};
+use crate::types::DbUuid;
 
 const ENTITY: &str = "usage";
 
@@ -74,42 +74,55 @@ impl TryFrom<BucketRow> for UsageBucket {
     }
 }
 
+/// One usage record (see [`usage_args`]).
+pub(crate) const INSERT_USAGE_SQL: &str = "INSERT INTO llm_usage (id, at, day, run_id, \
+    conversation_id, principal_id, agent_type, project_id, provider, model, input_tokens, \
+    cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost_nano_usd, \
+    latency_ms, ttft_ms, outcome, cache_hit, streamed) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+    $19, $20, $21)";
+
+/// The arguments of [`INSERT_USAGE_SQL`] for `usage`, with a new id.
+pub(crate) fn usage_args(usage: NewUsage) -> Vec<Arg> {
+    let at = agentd_core::clock::truncate_to_micros(usage.at);
+    vec![
+        Arg::id(Uuid::now_v7()),
+        Arg::time(at),
+        Arg::text(day_text(at.date())),
+        Arg::Uuid(usage.run_id),
+        Arg::Uuid(usage.conversation_id),
+        Arg::id(usage.principal),
+        Arg::Text(Some(usage.agent_type)),
+        Arg::Uuid(usage.project_id.map(Into::into)),
+        Arg::Text(Some(usage.provider)),
+        Arg::Text(Some(usage.model)),
+        Arg::int(column(usage.input_tokens)),
+        Arg::int(column(usage.cached_input_tokens)),
+        Arg::int(column(usage.cache_write_tokens)),
+        Arg::int(column(usage.output_tokens)),
+        Arg::int(column(usage.reasoning_tokens)),
+        Arg::Int(usage.cost_nano_usd),
+        Arg::int(column(usage.latency_ms)),
+        Arg::Int(usage.ttft_ms.map(column)),
+        Arg::Text(Some(usage.outcome)),
+        Arg::Bool(usage.cache_hit),
+        Arg::Bool(usage.streamed),
+    ]
+}
+
+impl crate::PgStore {
+    pub(crate) async fn insert_usage(&self, usage: NewUsage) -> StoreResult<()> {
+        bind_args!(sqlx::query(INSERT_USAGE_SQL), usage_args(usage))
+            .execute(self.writer())
+            .await
+            .map_err(|e| map_err(ENTITY, e))?;
+        Ok(())
+    }
+}
+
 impl_for_backends!(UsageStore {
     async fn record_usage(&self, usage: NewUsage) -> StoreResult<()> {
-        let at = agentd_core::clock::truncate_to_micros(usage.at);
-        sqlx::query(
-            "INSERT INTO llm_usage (id, at, day, run_id, conversation_id, principal_id, agent_type, \
-             project_id, provider, model, input_tokens, cached_input_tokens, cache_write_tokens, \
-             output_tokens, reasoning_tokens, cost_nano_usd, latency_ms, ttft_ms, outcome, \
-             cache_hit, streamed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21)",
-        )
-        .bind(DbUuid(Uuid::now_v7()))
-        .bind(DbTime(at))
-        .bind(day_text(at.date()))
-        .bind(usage.run_id.map(DbUuid))
-        .bind(usage.conversation_id.map(DbUuid))
-        .bind(DbUuid::from(usage.principal))
-        .bind(&usage.agent_type)
-        .bind(usage.project_id.map(DbUuid::from))
-        .bind(&usage.provider)
-        .bind(&usage.model)
-        .bind(column(usage.input_tokens))
-        .bind(column(usage.cached_input_tokens))
-        .bind(column(usage.cache_write_tokens))
-        .bind(column(usage.output_tokens))
-        .bind(column(usage.reasoning_tokens))
-        .bind(usage.cost_nano_usd)
-        .bind(column(usage.latency_ms))
-        .bind(usage.ttft_ms.map(column))
-        .bind(&usage.outcome)
-        .bind(usage.cache_hit)
-        .bind(usage.streamed)
-        .execute(self.writer())
-        .await
-        .map_err(|e| map_err(ENTITY, e))?;
-        Ok(())
+        self.insert_usage(usage).await
     }
 
     async fn usage_summary(&self, query: &UsageQuery) -> StoreResult<Vec<UsageBucket>> {
