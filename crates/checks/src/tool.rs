@@ -79,6 +79,10 @@ impl Tool for RunChecks {
         &self.spec
     }
 
+    fn needs_directory(&self) -> bool {
+        true
+    }
+
     async fn call(&self, ctx: &ToolContext, arguments: Value) -> ToolOutput {
         let args: Args = match serde_json::from_value(arguments) {
             Ok(a) => a,

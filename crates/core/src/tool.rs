@@ -113,6 +113,12 @@ pub trait Tool: Send + Sync + std::fmt::Debug {
         Assessment::Routine
     }
 
+    /// Whether it works in a directory ([`ToolContext::dir`]): a managed project's copy is
+    /// made only for runs that call such a tool.
+    fn needs_directory(&self) -> bool {
+        false
+    }
+
     /// Runs one call with the model's arguments.
     async fn call(&self, ctx: &ToolContext, arguments: Value) -> ToolOutput;
 }

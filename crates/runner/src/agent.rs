@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::RunnerConfig;
 use crate::profile::{AgentProfile, ApprovalPolicy};
-use crate::workdir::WorkDir;
+use crate::workdir::{RunDir, WorkDir};
 
 /// What an attempt ended with.
 #[derive(Debug)]
@@ -105,8 +105,8 @@ pub(crate) struct Attempt {
     pub(crate) profile: AgentProfile,
     pub(crate) tools: Vec<Arc<dyn Tool>>,
     pub(crate) workspace: Option<Arc<dyn Workspace>>,
-    /// Where commands and searches work (see `workdir`).
-    pub(crate) workdir: Option<Arc<WorkDir>>,
+    /// Where commands and searches work, made on first need (see `workdir`).
+    pub(crate) workdir: Option<Arc<RunDir>>,
     /// The project's network setting for commands, if it has one.
     pub(crate) network: Option<bool>,
     pub(crate) store: Arc<dyn Store>,
@@ -668,6 +668,9 @@ impl Attempt {
             let output = ToolOutput::error(reason);
             return self.complete_tool(step, call, &output, messages).await;
         }
+        // Made before the call is journaled as started: a copy that cannot be made leaves no
+        // call of unknown outcome behind.
+        let workdir = self.dir_for(tool.as_deref()).await?;
         self.progress
             .set(self.progress.percent.load(Ordering::Relaxed), format!("tool {}", call.name));
         self.store
@@ -686,9 +689,9 @@ impl Attempt {
                 let ctx = ToolContext {
                     run_id: self.run.id,
                     workspace: self.workspace.clone(),
-                    dir: self.workdir.as_ref().map(|w| w.path.clone()),
+                    dir: workdir.as_ref().map(|w| w.path.clone()),
                     network: self.network,
-                    log_dir: self.workdir.as_ref().and_then(|w| w.logs.clone()),
+                    log_dir: workdir.as_ref().and_then(|w| w.logs.clone()),
                     cancel: self.cancel.clone(),
                 };
                 let mut output = tool.call(&ctx, call.arguments.clone()).await;
@@ -706,10 +709,28 @@ impl Attempt {
         self.complete_tool(step, call, &output, messages).await
     }
 
+    /// The working directory for a call of `tool`: made now if the tool works in a directory,
+    /// otherwise only if an earlier call made it.
+    async fn dir_for(&self, tool: Option<&dyn Tool>) -> Result<Option<Arc<WorkDir>>, Stop> {
+        let Some(dir) = &self.workdir else { return Ok(None) };
+        if !tool.is_some_and(|t| t.needs_directory()) {
+            return Ok(dir.made().cloned());
+        }
+        dir.get().await.map(|w| w.cloned()).map_err(|err| {
+            Stop::Finish(Finish::Retry {
+                after: self.config.retry_delay(self.run.failures),
+                error: RunError::new("workspace_unavailable", err.to_string()),
+            })
+        })
+    }
+
     /// After a call with side effects, brings the project and the run's copy of it back in
     /// step (see `workdir`); a change that could not be kept is noted in the call's result.
+    /// Nothing to do when no copy was made: the file tools write to the project itself.
     async fn sync_workdir(&self, output: &mut ToolOutput) -> Result<(), Stop> {
-        let (Some(workdir), Some(workspace)) = (&self.workdir, &self.workspace) else {
+        let (Some(workdir), Some(workspace)) =
+            (self.workdir.as_ref().and_then(|d| d.made()), &self.workspace)
+        else {
             return Ok(());
         };
         match workdir

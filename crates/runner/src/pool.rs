@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 
 use crate::RunnerConfig;
 use crate::agent::{Attempt, Outcome, Progress};
-use crate::workdir::WorkDir;
+use crate::workdir::RunDir;
 
 /// What workers work with.
 #[derive(Debug, Clone)]
@@ -252,7 +252,7 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
             let outcome = match agent {
                 // A checks run has no model: it runs the project's checks in the directory.
                 None => {
-                    let dir = workdir.as_deref().map(|w| w.path.as_path());
+                    let dir = workdir.as_deref().and_then(RunDir::made).map(|w| w.path.as_path());
                     crate::checks::attempt(
                         &shared.deps,
                         &run,
@@ -286,7 +286,7 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
             };
             // The copy of a managed workspace lives for one attempt: everything it changed is
             // in the project by now, and a later attempt starts from the project again.
-            if let Some(workdir) = &workdir {
+            if let Some(workdir) = workdir.as_deref().and_then(RunDir::made) {
                 workdir.remove().await;
             }
             outcome
@@ -323,7 +323,7 @@ struct Prepared {
     /// The profile and its tools; `None` for a checks run, which has no model.
     agent: Option<(crate::AgentProfile, Vec<Arc<dyn agentd_core::tool::Tool>>)>,
     workspace: Option<Arc<dyn agentd_core::Workspace>>,
-    workdir: Option<Arc<WorkDir>>,
+    workdir: Option<Arc<RunDir>>,
     network: Option<bool>,
 }
 
@@ -354,22 +354,24 @@ async fn prepare(shared: &Shared, run: &Run) -> Result<Prepared, Finish> {
         None => (None, None, None),
         Some(project) => match shared.deps.workspaces.open(None, project).await {
             Ok((project, workspace)) => {
-                let workdir = WorkDir::prepare(
-                    shared.config.runs_dir.as_deref(),
-                    run.id,
-                    run.attempt,
-                    &project,
-                    &workspace,
-                    shared.deps.workspaces.limits().max_file_bytes,
-                )
-                .await
-                .map_err(unavailable)?;
                 let network = project
                     .settings
                     .get("sandbox")
                     .and_then(|s| s.get("network"))
                     .and_then(serde_json::Value::as_bool);
-                (Some(workspace), workdir.map(Arc::new), network)
+                let workdir = RunDir::new(
+                    shared.config.runs_dir.clone(),
+                    run.id,
+                    run.attempt,
+                    project,
+                    workspace.clone(),
+                    shared.deps.workspaces.limits().max_file_bytes,
+                );
+                if agent.is_none() {
+                    // A checks run works in the directory from the start.
+                    workdir.get().await.map_err(unavailable)?;
+                }
+                (Some(workspace), Some(Arc::new(workdir)), network)
             }
             Err(agentd_core::WorkspaceError::Store(StoreError::NotFound { .. })) => {
                 return Err(failed("project_not_found", "the run's project was deleted".into()));

@@ -4,9 +4,10 @@
 //! - A **directory** workspace is used in place: the directory is the project's root, the file
 //!   tools write to it through the workspace (recording revisions), and commands change it
 //!   directly.
-//! - A **managed** workspace lives in the database, so each attempt materialises it into
-//!   `<runs_dir>/<run_id>/work-<attempt>` and removes that copy when the attempt ends (a resumed attempt
-//!   materialises it again from the project). The project stays the source of truth: the file
+//! - A **managed** workspace lives in the database, so an attempt materialises it into
+//!   `<runs_dir>/<run_id>/work-<attempt>` when it first needs a directory ([`RunDir`]) and
+//!   removes that copy when the attempt ends (a resumed attempt materialises it again from the
+//!   project). The project stays the source of truth: the file
 //!   tools keep writing through the workspace, and after every call of a tool with side effects
 //!   [`WorkDir::sync`] reconciles the two against a manifest of the copy as last synced: what
 //!   changed in the copy (a command's doing) is written to the project as one revision authored
@@ -43,6 +44,68 @@ pub(crate) struct WorkDir {
     /// For a managed workspace: the copy's manifest as last synced.
     copy: Option<tokio::sync::Mutex<Manifest>>,
     max_file_bytes: u64,
+}
+
+/// A run's working directory for one attempt, made on first need: a managed project is copied
+/// only when the attempt calls a tool that works in a directory (a search, a command, the
+/// checks), so that runs that only read and write files through the workspace cost no copy.
+#[derive(Debug)]
+pub(crate) struct RunDir {
+    runs_dir: Option<PathBuf>,
+    run: RunId,
+    attempt: u32,
+    project: Project,
+    workspace: Arc<dyn Workspace>,
+    max_file_bytes: u64,
+    made: tokio::sync::OnceCell<Option<Arc<WorkDir>>>,
+}
+
+impl RunDir {
+    /// The directory of `attempt` of `run` on `project`, not made yet.
+    pub(crate) fn new(
+        runs_dir: Option<PathBuf>,
+        run: RunId,
+        attempt: u32,
+        project: Project,
+        workspace: Arc<dyn Workspace>,
+        max_file_bytes: u64,
+    ) -> Self {
+        Self {
+            runs_dir,
+            run,
+            attempt,
+            project,
+            workspace,
+            max_file_bytes,
+            made: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The directory, made now if it was not yet (see [`WorkDir::prepare`]). `None` when the
+    /// node keeps no run directories.
+    pub(crate) async fn get(&self) -> Result<Option<&Arc<WorkDir>>, WorkspaceError> {
+        let made = self
+            .made
+            .get_or_try_init(|| async {
+                WorkDir::prepare(
+                    self.runs_dir.as_deref(),
+                    self.run,
+                    self.attempt,
+                    &self.project,
+                    &self.workspace,
+                    self.max_file_bytes,
+                )
+                .await
+                .map(|w| w.map(Arc::new))
+            })
+            .await?;
+        Ok(made.as_ref())
+    }
+
+    /// The directory if it was made.
+    pub(crate) fn made(&self) -> Option<&Arc<WorkDir>> {
+        self.made.get().and_then(Option::as_ref)
+    }
 }
 
 fn io_error(op: &'static str) -> impl Fn(std::io::Error) -> WorkspaceError {

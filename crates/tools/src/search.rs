@@ -200,6 +200,10 @@ impl Tool for Search {
         &self.spec
     }
 
+    fn needs_directory(&self) -> bool {
+        true
+    }
+
     async fn call(&self, ctx: &ToolContext, arguments: Value) -> ToolOutput {
         let a: SearchArgs = match args::parse("search", arguments) {
             Ok(a) => a,

@@ -165,6 +165,10 @@ impl Tool for RunTerminal {
         &self.spec
     }
 
+    fn needs_directory(&self) -> bool {
+        true
+    }
+
     fn assess(&self, arguments: &Value) -> Assessment {
         // Malformed arguments run nothing; the call itself reports them.
         let Some(command) = arguments.get("command").and_then(Value::as_str) else {

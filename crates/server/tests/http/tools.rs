@@ -182,6 +182,42 @@ async fn an_approved_command_runs_in_the_sandbox_the_checks_pass_and_the_diff_sh
 }
 
 #[tokio::test]
+async fn only_a_call_that_works_in_a_directory_makes_the_runs_copy_of_the_project() {
+    let data = data_dir();
+    // No copy of a project can be made here: a file stands where the run directories go.
+    std::fs::write(data.path().join("runs"), b"not a directory").unwrap();
+    let (app, fake) = app(&data, |_| {}).await;
+    let (user, token) = app.signed_in("lazy@example.com", Role::Member).await;
+    let project = app.project(&user).await.id.to_string();
+    assert_eq!(put_file(&app, &token, &project, "notes.txt", "draft\n").await.status(), 201);
+    // Reading and editing through the file tools needs no copy: the run succeeds.
+    fake.push([
+        Reply::tool_call("read_file", json!({"path": "notes.txt"})),
+        Reply::tool_call(
+            "edit_file",
+            json!({"path": "notes.txt", "old_string": "draft", "new_string": "final"}),
+        ),
+        Reply::text("Edited."),
+    ]);
+    let run = start(&app, &token, &project).await;
+    until(&app, &token, &run, "succeeded").await;
+    assert_eq!(get_file(&app, &token, &project, "notes.txt").await, b"final\n");
+    // A search works in the copy: making it fails, and the run says why.
+    fake.push([Reply::tool_call("search", json!({"pattern": "final"})), Reply::text("Found.")]);
+    let run = start(&app, &token, &project).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let r = get(&app, &token, &format!("/v1/runs/{run}")).await;
+        if r["error"]["type"] == "workspace_unavailable" {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the search never failed to get its copy: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(r["error"]["message"].as_str().unwrap().contains("run"), "{r}");
+}
+
+#[tokio::test]
 async fn a_rejected_command_never_runs_and_the_model_gets_the_reason() {
     let data = data_dir();
     let (app, fake) = app(&data, |_| {}).await;
