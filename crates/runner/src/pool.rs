@@ -286,8 +286,8 @@ async fn attempt(shared: &Arc<Shared>, run: Run, cancel: CancellationToken, reas
             };
             // The copy of a managed workspace lives for one attempt: everything it changed is
             // in the project by now, and a later attempt starts from the project again.
-            if let Some(workdir) = workdir.as_deref().and_then(RunDir::made) {
-                workdir.remove().await;
+            if let Some(workdir) = &workdir {
+                workdir.finish().await;
             }
             outcome
         }

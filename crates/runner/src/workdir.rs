@@ -106,6 +106,39 @@ impl RunDir {
     pub(crate) fn made(&self) -> Option<&Arc<WorkDir>> {
         self.made.get().and_then(Option::as_ref)
     }
+
+    /// Ends the attempt's use of the directory: removes the copy it made or, when it made none,
+    /// the copies earlier attempts left behind (after a crash), which making one would have
+    /// cleared. Later attempts' copies stay: an attempt that lost its lease may end late.
+    pub(crate) async fn finish(&self) {
+        if let Some(made) = self.made() {
+            made.remove().await;
+            return;
+        }
+        if !matches!(self.project.workspace, WorkspaceKind::Managed) {
+            return;
+        }
+        let Some(run_root) = self.runs_dir.as_ref().map(|d| d.join(self.run.to_string())) else {
+            return;
+        };
+        let attempt = self.attempt;
+        let _ = tokio::task::spawn_blocking(move || {
+            // Usually there is nothing: the run directory does not exist.
+            let Ok(entries) = std::fs::read_dir(&run_root) else { return };
+            for entry in entries.flatten() {
+                let earlier = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("work-"))
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| n < attempt);
+                if earlier && let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    tracing::warn!(error = %e, "could not remove an earlier attempt's copy");
+                }
+            }
+        })
+        .await;
+    }
 }
 
 fn io_error(op: &'static str) -> impl Fn(std::io::Error) -> WorkspaceError {

@@ -218,6 +218,27 @@ async fn only_a_call_that_works_in_a_directory_makes_the_runs_copy_of_the_projec
 }
 
 #[tokio::test]
+async fn an_attempt_that_makes_no_copy_removes_the_copies_earlier_attempts_left() {
+    let data = data_dir();
+    let (app, fake) = app(&data, |_| {}).await;
+    let (user, token) = app.signed_in("leftover@example.com", Role::Member).await;
+    let project = app.project(&user).await.id.to_string();
+    fake.push([
+        Reply::tool_call("run_terminal", json!({"command": "touch later.txt"})),
+        Reply::text("Not run, then."),
+    ]);
+    let run = start(&app, &token, &project).await;
+    until(&app, &token, &run, "waiting_approval").await;
+    // What a first attempt killed before its end would leave behind.
+    let leftover = data.path().join("runs").join(&run).join("work-1");
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(leftover.join("stale.txt"), b"from a crashed attempt").unwrap();
+    decide(&app, &token, json!({"decision": "reject", "reason": "not now"})).await;
+    until(&app, &token, &run, "succeeded").await;
+    assert!(!leftover.exists(), "the second attempt removed the first one's copy");
+}
+
+#[tokio::test]
 async fn a_rejected_command_never_runs_and_the_model_gets_the_reason() {
     let data = data_dir();
     let (app, fake) = app(&data, |_| {}).await;
