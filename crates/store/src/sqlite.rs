@@ -2,8 +2,8 @@
 //!
 //! SQLite has a single writer. Funnelling every write through one connection avoids
 //! `SQLITE_BUSY` between our own connections (the busy timeout then only matters for other
-//! processes, such as `agentd migrate` run beside a server) and keeps write latency predictable. The hot writes of runs share transactions on it (see
-//! `group.rs`).
+//! processes, such as `agentd migrate` run beside a server) and keeps write latency
+//! predictable. The hot writes of runs share transactions on it (see `group.rs`).
 
 use std::str::FromStr;
 use std::sync::Arc;
