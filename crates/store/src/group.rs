@@ -211,6 +211,52 @@ fn not_run(job: Job) -> Answer {
     job(None).1
 }
 
+/// Point reads on SQLite (a session, a project, a run's journal), run by the calling task on a
+/// read-only connection of its own. Through sqlx each read is a hand-over to a connection's
+/// thread and back; these take microseconds of the caller's time instead. Only reads of a few
+/// rows by key belong here: the caller's thread is busy while they run.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    path: std::path::PathBuf,
+    busy_timeout: std::time::Duration,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+impl Readers {
+    pub(crate) fn new(path: std::path::PathBuf, busy_timeout: std::time::Duration) -> Self {
+        Self { path, busy_timeout, idle: std::sync::Mutex::new(Vec::new()) }
+    }
+
+    /// Runs `f` on an idle read connection, or a new one.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let db = match idle {
+            Some(db) => db,
+            None => {
+                use rusqlite::OpenFlags;
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let db =
+                    rusqlite::Connection::open_with_flags(&self.path, flags).map_err(map_sqlite)?;
+                db.busy_timeout(self.busy_timeout).map_err(map_sqlite)?;
+                db
+            }
+        };
+        let out = f(&db);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(db);
+        }
+        out
+    }
+}
+
 /// Maps an SQLite error to the store's error.
 pub(crate) fn map_sqlite(err: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;

@@ -83,6 +83,47 @@ macro_rules! select_projects {
     };
 }
 
+/// A project by id (`$1`), when `$2` is its owner or NULL.
+const PROJECT_SQL: &str = select_projects!("WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)");
+
+impl crate::SqliteStore {
+    async fn project_row(&self, owner: Option<UserId>, id: ProjectId) -> StoreResult<ProjectRow> {
+        use crate::group::JsonText;
+        let args: [&dyn rusqlite::ToSql; 2] = [&DbUuid::from(id), &owner.map(DbUuid::from)];
+        self.readers().read(|db| {
+            crate::group::query_opt(db, PROJECT_SQL, &args, |r| {
+                Ok(ProjectRow {
+                    id: r.get(0)?,
+                    owner_id: r.get(1)?,
+                    title: r.get(2)?,
+                    description: r.get(3)?,
+                    mode: r.get(4)?,
+                    tech_stack: r.get::<_, Option<JsonText<Value>>>(5)?.map(|j| Json(j.0)),
+                    settings: Json(r.get::<_, JsonText<Map<String, Value>>>(6)?.0),
+                    status: r.get(7)?,
+                    workspace_kind: r.get(8)?,
+                    workspace_root: r.get(9)?,
+                    revision: r.get(10)?,
+                    created_at: r.get(11)?,
+                    updated_at: r.get(12)?,
+                })
+            })?
+            .ok_or(StoreError::NotFound { entity: ENTITY })
+        })
+    }
+}
+
+impl crate::PgStore {
+    async fn project_row(&self, owner: Option<UserId>, id: ProjectId) -> StoreResult<ProjectRow> {
+        sqlx::query_as::<_, ProjectRow>(PROJECT_SQL)
+            .bind(DbUuid::from(id))
+            .bind(owner.map(DbUuid::from))
+            .fetch_one(self.reader())
+            .await
+            .map_err(|e| map_err(ENTITY, e))
+    }
+}
+
 impl_for_backends!(ProjectStore {
     async fn create_project(&self, new: NewProject) -> StoreResult<Project> {
         let now = self.now();
@@ -125,13 +166,7 @@ impl_for_backends!(ProjectStore {
     }
 
     async fn project(&self, owner: Option<UserId>, id: ProjectId) -> StoreResult<Project> {
-        sqlx::query_as::<_, ProjectRow>(select_projects!("WHERE id = $1 AND ($2 IS NULL OR owner_id = $2)"))
-            .bind(DbUuid::from(id))
-            .bind(owner.map(DbUuid::from))
-            .fetch_one(self.reader())
-            .await
-            .map_err(|e| map_err(ENTITY, e))?
-            .try_into()
+        self.project_row(owner, id).await?.try_into()
     }
 
     async fn list_projects(

@@ -566,15 +566,7 @@ impl_for_backends!(RunStore {
     }
 
     async fn steps(&self, run: RunId) -> StoreResult<Vec<Step>> {
-        let rows = sqlx::query_as::<_, crate::steps::StepRow>(
-            "SELECT seq, kind, name, status, side_effects, input, output, attempt, started_at, \
-             completed_at FROM run_steps WHERE run_id = $1 ORDER BY seq",
-        )
-        .bind(DbUuid::from(run))
-        .fetch_all(self.reader())
-        .await
-        .map_err(|e| map_err(ENTITY, e))?;
-        rows.into_iter().map(Step::try_from).collect()
+        self.step_rows(run).await?.into_iter().map(Step::try_from).collect()
     }
 
     async fn record_step(
@@ -1016,5 +1008,15 @@ impl crate::PgStore {
             self.broadcast(s);
         }
         Ok(after)
+    }
+}
+
+impl crate::PgStore {
+    pub(crate) async fn step_rows(&self, run: RunId) -> StoreResult<Vec<crate::steps::StepRow>> {
+        sqlx::query_as::<_, crate::steps::StepRow>(crate::steps::STEPS_SQL)
+            .bind(DbUuid::from(run))
+            .fetch_all(self.reader())
+            .await
+            .map_err(|e| map_err(ENTITY, e))
     }
 }

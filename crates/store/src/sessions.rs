@@ -36,6 +36,44 @@ struct SessionUserRow {
     updated_at: DbTime,
 }
 
+/// A session with its user (every authenticated request reads it): `$1` the session.
+const SESSION_WITH_USER_SQL: &str = "SELECT s.id AS session_id, \
+    s.created_at AS session_created_at, s.revoked_at AS session_revoked_at, u.id, u.email, \
+    u.password_hash, u.role, u.disabled, u.created_at, u.updated_at \
+    FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
+
+impl crate::SqliteStore {
+    async fn session_row(&self, id: SessionId) -> StoreResult<SessionUserRow> {
+        self.readers().read(|db| {
+            crate::group::query_opt(db, SESSION_WITH_USER_SQL, &[&DbUuid::from(id)], |r| {
+                Ok(SessionUserRow {
+                    session_id: r.get(0)?,
+                    session_created_at: r.get(1)?,
+                    session_revoked_at: r.get(2)?,
+                    id: r.get(3)?,
+                    email: r.get(4)?,
+                    password_hash: r.get(5)?,
+                    role: r.get(6)?,
+                    disabled: r.get(7)?,
+                    created_at: r.get(8)?,
+                    updated_at: r.get(9)?,
+                })
+            })?
+            .ok_or(StoreError::NotFound { entity: ENTITY })
+        })
+    }
+}
+
+impl crate::PgStore {
+    async fn session_row(&self, id: SessionId) -> StoreResult<SessionUserRow> {
+        sqlx::query_as::<_, SessionUserRow>(SESSION_WITH_USER_SQL)
+            .bind(DbUuid::from(id))
+            .fetch_one(self.reader())
+            .await
+            .map_err(|e| map_err(ENTITY, e))
+    }
+}
+
 impl TryFrom<SessionUserRow> for (Session, User) {
     type Error = StoreError;
 
@@ -169,17 +207,7 @@ impl_for_backends!(SessionStore {
     }
 
     async fn session_with_user(&self, id: SessionId) -> StoreResult<(Session, User)> {
-        sqlx::query_as::<_, SessionUserRow>(
-            "SELECT s.id AS session_id, s.created_at AS session_created_at, \
-             s.revoked_at AS session_revoked_at, u.id, u.email, u.password_hash, u.role, \
-             u.disabled, u.created_at, u.updated_at \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
-        )
-        .bind(DbUuid::from(id))
-        .fetch_one(self.reader())
-        .await
-        .map_err(|e| map_err(ENTITY, e))?
-        .try_into()
+        self.session_row(id).await?.try_into()
     }
 
     async fn revoke_session(&self, id: SessionId) -> StoreResult<()> {

@@ -19,7 +19,7 @@ use agentd_core::signal::{Signal, Signals};
 
 use crate::DatabaseOptions;
 use crate::error::{map_err, map_migrate_err};
-use crate::group::GroupWriter;
+use crate::group::{GroupWriter, Readers};
 use crate::signals::SIGNAL_CAPACITY;
 
 /// The store on an SQLite file.
@@ -30,6 +30,7 @@ pub struct SqliteStore {
     clock: Arc<dyn Clock>,
     signals: tokio::sync::broadcast::Sender<Signal>,
     group: GroupWriter,
+    readers: Readers,
 }
 
 impl SqliteStore {
@@ -48,6 +49,7 @@ impl SqliteStore {
             })
             .busy_timeout(options.sqlite_busy_timeout)
             .foreign_keys(true);
+        let path = base.get_filename().to_path_buf();
         // The writer opens (and creates) the file first; readers then open it read-only.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
@@ -65,12 +67,14 @@ impl SqliteStore {
             .map_err(|e| map_err("database", e))?;
         let group =
             GroupWriter::spawn(write.clone()).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let readers = Readers::new(path, options.sqlite_busy_timeout);
         Ok(Self {
             write,
             read,
             clock,
             signals: tokio::sync::broadcast::channel(SIGNAL_CAPACITY).0,
             group,
+            readers,
         })
     }
 
@@ -85,6 +89,11 @@ impl SqliteStore {
     /// The group writer, for the hot writes of runs (see `group.rs`).
     pub(crate) const fn group(&self) -> &GroupWriter {
         &self.group
+    }
+
+    /// Point reads run by the caller (see `group.rs`).
+    pub(crate) const fn readers(&self) -> &Readers {
+        &self.readers
     }
 
     pub(crate) fn now(&self) -> OffsetDateTime {

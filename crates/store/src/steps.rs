@@ -25,6 +25,32 @@ pub(crate) struct StepRow {
     completed_at: Option<DbTime>,
 }
 
+/// A run's journal (`$1`), in order.
+pub(crate) const STEPS_SQL: &str = "SELECT seq, kind, name, status, side_effects, input, \
+    output, attempt, started_at, completed_at FROM run_steps WHERE run_id = $1 ORDER BY seq";
+
+impl crate::SqliteStore {
+    pub(crate) async fn step_rows(&self, run: RunId) -> StoreResult<Vec<StepRow>> {
+        use crate::group::JsonText;
+        self.readers().read(|db| {
+            crate::group::query(db, STEPS_SQL, &[&DbUuid::from(run)], |r| {
+                Ok(StepRow {
+                    seq: r.get(0)?,
+                    kind: r.get(1)?,
+                    name: r.get(2)?,
+                    status: r.get(3)?,
+                    side_effects: r.get(4)?,
+                    input: Json(r.get::<_, JsonText<Value>>(5)?.0),
+                    output: r.get::<_, Option<JsonText<Value>>>(6)?.map(|j| Json(j.0)),
+                    attempt: r.get(7)?,
+                    started_at: r.get(8)?,
+                    completed_at: r.get(9)?,
+                })
+            })
+        })
+    }
+}
+
 impl TryFrom<StepRow> for Step {
     type Error = StoreError;
 
