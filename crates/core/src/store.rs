@@ -327,13 +327,13 @@ pub trait RunStore: Send + Sync {
     async fn append_events(&self, lease: &Lease, events: Vec<NewEvent>) -> StoreResult<()>;
     /// The run's events after `after`, at most `limit`.
     async fn events(&self, run: RunId, after: i64, limit: u32) -> StoreResult<Vec<RunEvent>>;
-    /// Adds active time to the run.
-    async fn add_active_time(&self, lease: &Lease, ms: u64) -> StoreResult<()>;
-    /// Ends the worker's attempt (see [`Finish`]) and frees the lease.
-    async fn finish_attempt(&self, lease: &Lease, finish: Finish) -> StoreResult<Run>;
-    /// [`finish_attempt`](Self::finish_attempt) that also adds `active_ms` to the run's active
-    /// time, in the same transaction.
+    /// Ends the worker's attempt (see [`Finish`]) and frees the lease, adding `active_ms` to
+    /// the run's active time in the same transaction.
     async fn end_attempt(&self, lease: &Lease, active_ms: u64, finish: Finish) -> StoreResult<Run>;
+    /// [`end_attempt`](Self::end_attempt) without active time.
+    async fn finish_attempt(&self, lease: &Lease, finish: Finish) -> StoreResult<Run> {
+        self.end_attempt(lease, 0, finish).await
+    }
     /// Runs whose lease expired (their worker died): each goes back to the queue, or fails when
     /// its attempts are used up, or is cancelled when cancellation was requested. Returns how
     /// many were rescued.

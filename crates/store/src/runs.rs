@@ -606,28 +606,6 @@ impl_for_backends!(RunStore {
             .collect())
     }
 
-    async fn add_active_time(&self, lease: &Lease, ms: u64) -> StoreResult<()> {
-        let done = sqlx::query(concat!(
-            "UPDATE runs SET active_ms = active_ms + $4 WHERE id = $1 AND attempt = $2 ",
-            "AND lease_owner = $3"
-        ))
-        .bind(DbUuid::from(lease.run_id))
-        .bind(i64::from(lease.attempt))
-        .bind(&lease.worker)
-        .bind(i64::try_from(ms).unwrap_or(i64::MAX))
-        .execute(self.writer())
-        .await
-        .map_err(|e| map_err(ENTITY, e))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::LeaseLost);
-        }
-        Ok(())
-    }
-
-    async fn finish_attempt(&self, lease: &Lease, finish: Finish) -> StoreResult<Run> {
-        self.end_attempt(lease, 0, finish).await
-    }
-
     async fn end_attempt(&self, lease: &Lease, active_ms: u64, finish: Finish) -> StoreResult<Run> {
         self.end(lease, active_ms, finish).await
     }

@@ -257,7 +257,6 @@ async fn a_stale_worker_is_fenced_out(db: &Database) {
         db.store().append_events(&old, vec![NewEvent::new("x", json!({}))]).await,
         Err(StoreError::LeaseLost)
     ));
-    assert!(matches!(db.store().add_active_time(&old, 5).await, Err(StoreError::LeaseLost)));
     assert!(matches!(
         db.store().end_attempt(&old, 5, Finish::Release).await,
         Err(StoreError::LeaseLost)
@@ -329,8 +328,6 @@ async fn steps_and_usage_are_journaled_with_their_events(db: &Database) {
     let after = db.store().run(None, run.id).await.unwrap();
     assert_eq!((after.usage.llm_calls, after.usage.total_tokens()), (2, 30));
     assert_eq!(after.usage.cost_usd, Some(0.5));
-    db.store().add_active_time(&l, 1500).await.unwrap();
-    assert_eq!(db.store().run(None, run.id).await.unwrap().active_ms, 1500);
     let types = event_types(db, &run).await;
     assert_eq!(types, [event::RUN_STATUS, event::RUN_STATUS, event::TOOL_CALL, event::TOOL_RESULT]);
     let page = db.store().events(run.id, 2, 1).await.unwrap();
