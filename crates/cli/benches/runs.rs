@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 
 use agentd_core::run::{RunFilter, RunStatus};
 use agentd_core::{PageRequest, ProjectId, Store};
-use agentd_test_support::TestDatabase;
 use agentd_test_support::llm::{FakeLlm, Protocol, Reply};
 use agentd_test_support::process::{self, AgentdProcess};
+use agentd_test_support::{TestDatabase, project_runs};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -216,20 +216,6 @@ async fn wait_all(store: &Arc<dyn Store>, project: ProjectId, within: Duration) 
 }
 
 /// Every run of the project.
-async fn all_runs(store: &Arc<dyn Store>, project: ProjectId) -> Vec<agentd_core::run::Run> {
-    let mut runs = Vec::new();
-    let mut page = PageRequest::first(100);
-    loop {
-        let filter = RunFilter { project_id: Some(project), status: None };
-        let got = store.list_runs(None, filter, page).await.unwrap();
-        runs.extend(got.items);
-        match got.next {
-            Some(next) => page = PageRequest { limit: 100, after: Some(next) },
-            None => return runs,
-        }
-    }
-}
-
 fn ms(d: time::Duration) -> f64 {
     d.as_seconds_f64() * 1000.0
 }
@@ -262,7 +248,7 @@ async fn throughput() {
     let enqueued = started.elapsed();
     let project_id: ProjectId = project.parse().unwrap();
     assert!(wait_all(&setup.store, project_id, Duration::from_secs(600)).await, "runs did not end");
-    let runs = all_runs(&setup.store, project_id).await;
+    let runs = project_runs(setup.store.as_ref(), project_id).await;
     let first = runs.iter().map(|r| r.created_at).min().unwrap();
     let last = runs.iter().filter_map(|r| r.finished_at).max().unwrap();
     let failed = runs.iter().filter(|r| r.status != RunStatus::Succeeded).count();
@@ -297,7 +283,8 @@ async fn latency() {
     enqueue(&http, &node.base, &token, &project, "research", 50, 8).await;
     let project_id: ProjectId = project.parse().unwrap();
     wait_all(&setup.store, project_id, Duration::from_secs(60)).await;
-    let warm: Vec<_> = all_runs(&setup.store, project_id).await.into_iter().map(|r| r.id).collect();
+    let warm: Vec<_> =
+        project_runs(setup.store.as_ref(), project_id).await.into_iter().map(|r| r.id).collect();
 
     let url = format!("{}/v1/projects/{project}/runs", node.base);
     let started = tokio::time::Instant::now();
@@ -316,7 +303,7 @@ async fn latency() {
     let answers = tasks.join_all().await;
     let refused = answers.iter().filter(|(ok, _)| !ok).count();
     assert!(wait_all(&setup.store, project_id, Duration::from_secs(120)).await, "runs did not end");
-    let runs: Vec<_> = all_runs(&setup.store, project_id)
+    let runs: Vec<_> = project_runs(setup.store.as_ref(), project_id)
         .await
         .into_iter()
         .filter(|r| !warm.contains(&r.id))
@@ -388,7 +375,7 @@ async fn inflight() {
                 .map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap_or(0))
         })
         .unwrap_or(0);
-    let runs = all_runs(&setup.store, project_id).await;
+    let runs = project_runs(setup.store.as_ref(), project_id).await;
     let failed = runs.iter().filter(|r| r.status != RunStatus::Succeeded).count();
     let arrivals = arrivals.lock().unwrap();
     let mut overhead = Vec::new();

@@ -282,3 +282,23 @@ pub async fn spawn_app_with(
         reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap();
     TestApp { addr, store, client, database, shutdown, handle: Some(handle), _data_dir: data_dir }
 }
+
+/// Every run of `project`, oldest first within each page of the store's listing.
+pub async fn project_runs(
+    store: &dyn Store,
+    project: agentd_core::ProjectId,
+) -> Vec<agentd_core::run::Run> {
+    use agentd_core::PageRequest;
+    use agentd_core::run::RunFilter;
+    let mut runs = Vec::new();
+    let mut page = PageRequest::first(100);
+    loop {
+        let filter = RunFilter { project_id: Some(project), status: None };
+        let got = store.list_runs(None, filter, page).await.unwrap();
+        runs.extend(got.items);
+        match got.next {
+            Some(next) => page = PageRequest { limit: 100, after: Some(next) },
+            None => return runs,
+        }
+    }
+}

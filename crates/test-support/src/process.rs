@@ -125,12 +125,18 @@ impl Drop for AgentdProcess {
     }
 }
 
-/// Creates a user with `bin users create` (the password on standard input) in `dir`, with an
-/// environment holding only `PATH` and `envs`.
-pub fn create_user(bin: &Path, dir: &Path, envs: &[(&str, &str)], email: &str, password: &str) {
+/// Runs `bin` with `args` to its end in `dir`, with an environment holding only `PATH` and
+/// `envs` and `stdin` on its standard input; returns its exit status and output.
+pub fn run_with_input(
+    bin: &Path,
+    dir: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stdin: &str,
+) -> std::process::Output {
     use std::io::Write as _;
     let mut child = Command::new(bin)
-        .args(["users", "create", "--email", email])
+        .args(args)
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -140,8 +146,15 @@ pub fn create_user(bin: &Path, dir: &Path, envs: &[(&str, &str)], email: &str, p
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Creates a user with `bin users create` (the password on standard input) in `dir`, with an
+/// environment holding only `PATH` and `envs`.
+pub fn create_user(bin: &Path, dir: &Path, envs: &[(&str, &str)], email: &str, password: &str) {
+    let args = ["users", "create", "--email", email];
+    let out = run_with_input(bin, dir, &args, envs, &format!("{password}\n"));
     assert!(out.status.success(), "users create: {}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -22,13 +22,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agentd_core::run::{RunFilter, RunStatus, StepKind, StepStatus};
+use agentd_core::run::{RunStatus, StepKind, StepStatus};
 use agentd_core::workspace::{Author, Precondition};
 use agentd_core::{PageRequest, ProjectId, RunId, Store};
 use agentd_store::Backend;
-use agentd_test_support::TestDatabase;
 use agentd_test_support::llm::{FakeLlm, Protocol, Reply};
 use agentd_test_support::process::{self, AgentdProcess};
+use agentd_test_support::{TestDatabase, project_runs};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -309,15 +309,7 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
     // Every effect of the dead process is counted and reset before agentd starts again.
     watching.abort();
     observer.lock().await.settle().await;
-    let all = store
-        .list_runs(
-            None,
-            RunFilter { project_id: Some(project), status: None },
-            PageRequest::first(100),
-        )
-        .await
-        .unwrap()
-        .items;
+    let all = project_runs(store.as_ref(), project).await;
     let in_flight = all.iter().filter(|r| !r.status.is_terminal()).count();
     let orphans: Vec<(RunId, u32, OffsetDateTime)> = all
         .iter()
@@ -337,15 +329,8 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
     let mut pending = orphans.clone();
     while !pending.is_empty() {
         let now = OffsetDateTime::now_utc();
-        let current: HashMap<RunId, (RunStatus, u32)> = store
-            .list_runs(
-                None,
-                RunFilter { project_id: Some(project), status: None },
-                PageRequest::first(100),
-            )
+        let current: HashMap<RunId, (RunStatus, u32)> = project_runs(store.as_ref(), project)
             .await
-            .unwrap()
-            .items
             .into_iter()
             .map(|r| (r.id, (r.status, r.attempt)))
             .collect();
@@ -373,15 +358,7 @@ async fn crash_once(db: TestDatabase, repetition: usize) {
     // Every run ends.
     let deadline = Instant::now() + Duration::from_secs(120);
     let finished = loop {
-        let all = store
-            .list_runs(
-                None,
-                RunFilter { project_id: Some(project), status: None },
-                PageRequest::first(100),
-            )
-            .await
-            .unwrap()
-            .items;
+        let all = project_runs(store.as_ref(), project).await;
         if all.iter().all(|r| r.status.is_terminal()) {
             break all;
         }

@@ -1,8 +1,6 @@
 //! Identity through the real binary: bootstrapping a user from the command line, secrets kept
 //! out of the logs, and rate limits shared by two processes through Redis.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -12,7 +10,6 @@ use crate::{agentd, serve};
 
 const PASSWORD: &str = "planted-Password-4f9e1c7a";
 
-#[allow(clippy::disallowed_methods)]
 fn create_user(
     dir: &std::path::Path,
     email: &str,
@@ -23,20 +20,10 @@ fn create_user(
     if admin {
         args.push("--admin");
     }
-    let mut child = Command::new(agentd())
-        .args(&args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AGENTD_PASSWORD_HASH_MEMORY_KIB", "64")
-        .env("AGENTD_PASSWORD_HASH_ITERATIONS", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    let envs =
+        [("AGENTD_PASSWORD_HASH_MEMORY_KIB", "64"), ("AGENTD_PASSWORD_HASH_ITERATIONS", "1")];
+    let stdin = format!("{password}\n");
+    agentd_test_support::process::run_with_input(agentd(), dir, &args, &envs, &stdin)
 }
 
 #[test]

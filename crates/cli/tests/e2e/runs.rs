@@ -1,8 +1,7 @@
 //! Runs across processes: `agentd cleanup` on a real database, and two `agentd serve` nodes on
 //! one PostgreSQL database, where a client of one follows live a run the other executes.
 
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use agentd_test_support::TestDatabase;
@@ -12,21 +11,8 @@ use serde_json::{Value, json};
 
 use crate::agentd;
 
-#[allow(clippy::disallowed_methods)]
 fn command(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)], stdin: &str) -> Output {
-    let mut child = Command::new(agentd())
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(envs.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    agentd_test_support::process::run_with_input(agentd(), dir, args, envs, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {
