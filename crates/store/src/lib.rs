@@ -22,6 +22,7 @@ mod sessions;
 mod signals;
 mod sql;
 mod sqlite;
+mod sqlite_calls;
 mod sqlite_runs;
 mod steps;
 mod types;

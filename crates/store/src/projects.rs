@@ -88,10 +88,10 @@ const PROJECT_SQL: &str = select_projects!("WHERE id = $1 AND ($2 IS NULL OR own
 
 impl crate::SqliteStore {
     async fn project_row(&self, owner: Option<UserId>, id: ProjectId) -> StoreResult<ProjectRow> {
-        use crate::group::JsonText;
+        use crate::sqlite_calls::JsonText;
         let args: [&dyn rusqlite::ToSql; 2] = [&DbUuid::from(id), &owner.map(DbUuid::from)];
         self.readers().read(|db| {
-            crate::group::query_opt(db, PROJECT_SQL, &args, |r| {
+            crate::sqlite_calls::query_opt(db, PROJECT_SQL, &args, |r| {
                 Ok(ProjectRow {
                     id: r.get(0)?,
                     owner_id: r.get(1)?,

@@ -67,7 +67,7 @@ pub(crate) struct RunRow {
 impl RunRow {
     /// The row of an SQLite query that selected [`run_columns!`] from column `at` on.
     pub(crate) fn from_sqlite(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
-        use crate::group::JsonText;
+        use crate::sqlite_calls::JsonText;
         Ok(Self {
             id: row.get(at)?,
             owner_id: row.get(at + 1)?,

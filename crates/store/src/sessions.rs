@@ -45,7 +45,7 @@ const SESSION_WITH_USER_SQL: &str = "SELECT s.id AS session_id, \
 impl crate::SqliteStore {
     async fn session_row(&self, id: SessionId) -> StoreResult<SessionUserRow> {
         self.readers().read(|db| {
-            crate::group::query_opt(db, SESSION_WITH_USER_SQL, &[&DbUuid::from(id)], |r| {
+            crate::sqlite_calls::query_opt(db, SESSION_WITH_USER_SQL, &[&DbUuid::from(id)], |r| {
                 Ok(SessionUserRow {
                     session_id: r.get(0)?,
                     session_created_at: r.get(1)?,

@@ -50,7 +50,7 @@ pub(crate) fn overfetch_limit(limit: u32) -> i64 {
 }
 
 /// A bind value of a statement whose arguments are computed once for both backends (and, on
-/// SQLite, for the group writer's plain SQLite calls, see `group.rs`). `None` is NULL.
+/// SQLite, for the plain SQLite calls of `sqlite_calls.rs`). `None` is NULL.
 pub(crate) enum Arg {
     Uuid(Option<uuid::Uuid>),
     Time(Option<time::OffsetDateTime>),

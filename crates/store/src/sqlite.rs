@@ -19,8 +19,9 @@ use agentd_core::signal::{Signal, Signals};
 
 use crate::DatabaseOptions;
 use crate::error::{map_err, map_migrate_err};
-use crate::group::{GroupWriter, Readers};
+use crate::group::GroupWriter;
 use crate::signals::SIGNAL_CAPACITY;
+use crate::sqlite_calls::Readers;
 
 /// The store on an SQLite file.
 #[derive(Debug)]
@@ -91,7 +92,7 @@ impl SqliteStore {
         &self.group
     }
 
-    /// Point reads run by the caller (see `group.rs`).
+    /// Point reads run by the caller (see `sqlite_calls.rs`).
     pub(crate) const fn readers(&self) -> &Readers {
         &self.readers
     }

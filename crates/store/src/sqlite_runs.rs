@@ -20,13 +20,13 @@ use time::OffsetDateTime;
 
 use crate::SqliteStore;
 use crate::approvals::{CANCEL_PENDING_SQL, PENDING_COUNT_SQL};
-use crate::group::{JsonText, execute, query, query_opt};
 use crate::runs::{
     BUSY_SQL, CLAIM_SQLITE, FENCE_FINISH_SQL, HEARTBEAT_SQL, INSERT_RUN_SQL, RUN_BY_KEY_SQL,
     RUN_COLUMNS, RunRow, claimed_data, complete_plan, duration_ms, plan_finish, progress_columns,
     run_columns,
 };
 use crate::sql::Arg;
+use crate::sqlite_calls::{JsonText, execute, query, query_opt};
 use crate::steps::{FENCE_RESERVING_SQL, INSERT_EVENT_SQL, STEP_UPSERT_SQL};
 use crate::types::{DbTime, DbUuid};
 use crate::usage::{INSERT_USAGE_SQL, usage_args};

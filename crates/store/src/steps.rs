@@ -31,9 +31,9 @@ pub(crate) const STEPS_SQL: &str = "SELECT seq, kind, name, status, side_effects
 
 impl crate::SqliteStore {
     pub(crate) async fn step_rows(&self, run: RunId) -> StoreResult<Vec<StepRow>> {
-        use crate::group::JsonText;
+        use crate::sqlite_calls::JsonText;
         self.readers().read(|db| {
-            crate::group::query(db, STEPS_SQL, &[&DbUuid::from(run)], |r| {
+            crate::sqlite_calls::query(db, STEPS_SQL, &[&DbUuid::from(run)], |r| {
                 Ok(StepRow {
                     seq: r.get(0)?,
                     kind: r.get(1)?,
