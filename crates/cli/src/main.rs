@@ -18,6 +18,9 @@ use agentd_server::admin::CreateUserError;
 use agentd_server::settings::Loaded;
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// agentd: a self-hosted backend for AI coding agents.
 #[derive(Debug, Parser)]
 #[command(name = "agentd", version, about, long_about = None)]
