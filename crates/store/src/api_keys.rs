@@ -114,7 +114,7 @@ impl_for_backends!(ApiKeyStore {
     ) -> StoreResult<Page<ApiKey, ApiKeyId>> {
         let rows = sqlx::query_as::<_, ApiKeyRow>(select_keys!(
             "WHERE revoked_at IS NULL AND ($1 IS NULL OR owner_id = $1) ",
-            "AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+            "AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT +$3"
         ))
         .bind(owner.map(DbUuid::from))
         .bind(page.after.map(DbUuid::from))

@@ -413,7 +413,7 @@ impl_for_backends!(ApprovalStore {
     ) -> StoreResult<Page<Approval, ApprovalId>> {
         let rows = sqlx::query_as::<_, ApprovalRow>(select_approvals!(
             "WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR status = $2) ",
-            "AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+            "AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT +$4"
         ))
         .bind(owner.map(DbUuid::from))
         .bind(status.map(ApprovalStatus::as_str))
@@ -441,7 +441,7 @@ impl_for_backends!(ApprovalStore {
     async fn expire_approvals(&self, limit: u32) -> StoreResult<u32> {
         let due: Vec<(DbUuid,)> = sqlx::query_as(
             "SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= $1 \
-             ORDER BY expires_at LIMIT $2",
+             ORDER BY expires_at LIMIT +$2",
         )
         .bind(DbTime(self.now()))
         .bind(i64::from(limit))
@@ -488,7 +488,7 @@ impl_for_backends!(ApprovalStore {
     ) -> StoreResult<Page<Grant, GrantId>> {
         let rows = sqlx::query_as::<_, GrantRow>(
             "SELECT id, owner_id, project_id, run_id, tool, key, created_by, created_at FROM grants \
-             WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+             WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT +$3",
         )
         .bind(owner.map(DbUuid::from))
         .bind(page.after.map(DbUuid::from))

@@ -97,7 +97,7 @@ impl_for_backends!(ConversationStore {
         page: PageRequest<ConversationId>,
     ) -> StoreResult<Page<Conversation, ConversationId>> {
         let rows = sqlx::query_as::<_, ConversationRow>(select_conversations!(
-            "WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+            "WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT +$3"
         ))
         .bind(owner.map(DbUuid::from))
         .bind(page.after.map(DbUuid::from))
@@ -191,7 +191,7 @@ impl_for_backends!(ConversationStore {
             "DELETE FROM conversations WHERE id IN (SELECT c.id FROM conversations c \
              WHERE c.updated_at < $1 AND NOT EXISTS (SELECT 1 FROM runs r \
              WHERE r.conversation_id = c.id AND r.status IN ('queued', 'running', 'waiting_approval')) \
-             ORDER BY c.updated_at LIMIT $2)",
+             ORDER BY c.updated_at LIMIT +$2)",
         )
         .bind(DbTime(before))
         .bind(i64::from(limit))

@@ -369,6 +369,86 @@ fn check_growth(
     limits.check_project(files, bytes)
 }
 
+/// A project's files in path order from after `$2` to before `$3` (when not NULL), `$4` of them.
+const FILE_ROWS_SQL: &str = "SELECT path, sha256, size, language, updated_at FROM project_files \
+     WHERE project_id = $1 AND path > $2 AND ($3 IS NULL OR path < $3) ORDER BY path LIMIT +$4";
+
+/// A file with its content.
+const CONTENT_ROW_SQL: &str = "SELECT f.path, f.sha256, f.size, f.language, f.updated_at, \
+     b.content FROM project_files f JOIN file_blobs b \
+     ON b.project_id = f.project_id AND b.sha256 = f.sha256 \
+     WHERE f.project_id = $1 AND f.path = $2";
+
+fn sqlite_file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
+    Ok(FileRow {
+        path: r.get(0)?,
+        sha256: r.get(1)?,
+        size: r.get(2)?,
+        language: r.get(3)?,
+        updated_at: r.get(4)?,
+    })
+}
+
+// The file tools read on every call: on SQLite on the caller's thread (see `Readers`).
+impl crate::SqliteStore {
+    async fn file_rows(
+        &self,
+        project: ProjectId,
+        low: String,
+        high: Option<String>,
+        limit: i64,
+    ) -> StoreResult<Vec<FileRow>> {
+        let args: [&dyn rusqlite::ToSql; 4] = [&DbUuid::from(project), &low, &high, &limit];
+        self.readers()
+            .read(|db| crate::sqlite_calls::query(db, FILE_ROWS_SQL, &args, sqlite_file_row))
+    }
+
+    async fn content_row(
+        &self,
+        project: ProjectId,
+        path: &WorkspacePath,
+    ) -> StoreResult<Option<ContentRow>> {
+        let args: [&dyn rusqlite::ToSql; 2] = [&DbUuid::from(project), &path.as_str()];
+        self.readers().read(|db| {
+            crate::sqlite_calls::query_opt(db, CONTENT_ROW_SQL, &args, |r| {
+                Ok(ContentRow { file: sqlite_file_row(r)?, content: r.get(5)? })
+            })
+        })
+    }
+}
+
+impl crate::PgStore {
+    async fn file_rows(
+        &self,
+        project: ProjectId,
+        low: String,
+        high: Option<String>,
+        limit: i64,
+    ) -> StoreResult<Vec<FileRow>> {
+        sqlx::query_as::<_, FileRow>(FILE_ROWS_SQL)
+            .bind(DbUuid::from(project))
+            .bind(low)
+            .bind(high)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await
+            .map_err(|e| map_err(FILE, e))
+    }
+
+    async fn content_row(
+        &self,
+        project: ProjectId,
+        path: &WorkspacePath,
+    ) -> StoreResult<Option<ContentRow>> {
+        sqlx::query_as::<_, ContentRow>(CONTENT_ROW_SQL)
+            .bind(DbUuid::from(project))
+            .bind(path.as_str())
+            .fetch_optional(self.reader())
+            .await
+            .map_err(|e| map_err(FILE, e))
+    }
+}
+
 impl_for_backends!(FileStore {
     async fn list_files(
         &self,
@@ -388,18 +468,7 @@ impl_for_backends!(FileStore {
         {
             after.as_str().clone_into(&mut low);
         }
-        let rows = sqlx::query_as::<_, FileRow>(
-            "SELECT path, sha256, size, language, updated_at FROM project_files \
-             WHERE project_id = $1 AND path > $2 AND ($3 IS NULL OR path < $3) \
-             ORDER BY path LIMIT $4",
-        )
-        .bind(DbUuid::from(project))
-        .bind(low)
-        .bind(high)
-        .bind(overfetch_limit(page.limit))
-        .fetch_all(self.reader())
-        .await
-        .map_err(|e| map_err(FILE, e))?;
+        let rows = self.file_rows(project, low, high, overfetch_limit(page.limit)).await?;
         let files = rows.into_iter().map(FileEntry::try_from).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(files, page.limit, |f| f.path.clone()))
     }
@@ -409,18 +478,10 @@ impl_for_backends!(FileStore {
         project: ProjectId,
         path: &WorkspacePath,
     ) -> WorkspaceResult<FileContent> {
-        let row = sqlx::query_as::<_, ContentRow>(
-            "SELECT f.path, f.sha256, f.size, f.language, f.updated_at, b.content \
-             FROM project_files f JOIN file_blobs b \
-             ON b.project_id = f.project_id AND b.sha256 = f.sha256 \
-             WHERE f.project_id = $1 AND f.path = $2",
-        )
-        .bind(DbUuid::from(project))
-        .bind(path.as_str())
-        .fetch_optional(self.reader())
-        .await
-        .map_err(|e| map_err(FILE, e))?
-        .ok_or_else(|| WorkspaceError::FileNotFound(path.clone()))?;
+        let row = self
+            .content_row(project, path)
+            .await?
+            .ok_or_else(|| WorkspaceError::FileNotFound(path.clone()))?;
         Ok(FileContent { entry: row.file.try_into()?, content: row.content })
     }
 
@@ -656,7 +717,7 @@ impl_for_backends!(FileStore {
         let rows = sqlx::query_as::<_, ChangeRow>(select_changes!(
             "WHERE project_id = $1 AND revision > $2 \
              AND ($3 IS NULL OR revision > $3 OR (revision = $3 AND path > $4)) \
-             ORDER BY revision, path LIMIT $5"
+             ORDER BY revision, path LIMIT +$5"
         ))
         .bind(DbUuid::from(project))
         .bind(since)

@@ -177,7 +177,7 @@ impl_for_backends!(ProjectStore {
     ) -> StoreResult<Page<Project, ProjectId>> {
         let rows = sqlx::query_as::<_, ProjectRow>(select_projects!(
             "WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR id < $2) \
-             AND ($3 IS NULL OR status = $3) ORDER BY id DESC LIMIT $4"
+             AND ($3 IS NULL OR status = $3) ORDER BY id DESC LIMIT +$4"
         ))
         .bind(owner.map(DbUuid::from))
         .bind(page.after.map(DbUuid::from))

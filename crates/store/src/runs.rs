@@ -192,7 +192,7 @@ macro_rules! claimable {
                      AND a.id <> r.id AND a.status IN ('running', 'waiting_approval')) \
                  AND NOT EXISTS (SELECT 1 FROM runs q WHERE q.conversation_id = r.conversation_id \
                      AND q.status = 'queued' AND q.id < r.id))) \
-             ORDER BY r.scheduled_at, r.id LIMIT $2",
+             ORDER BY r.scheduled_at, r.id LIMIT +$2",
             $lock
         )
     };
@@ -461,7 +461,7 @@ impl_for_backends!(RunStore {
     ) -> StoreResult<Page<Run, RunId>> {
         let rows = sqlx::query_as::<_, RunRow>(select_runs!(
             "WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR project_id = $2) ",
-            "AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+            "AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT +$5"
         ))
         .bind(owner.map(DbUuid::from))
         .bind(filter.project_id.map(DbUuid::from))
@@ -586,7 +586,7 @@ impl_for_backends!(RunStore {
     async fn events(&self, run: RunId, after: i64, limit: u32) -> StoreResult<Vec<RunEvent>> {
         let rows: Vec<(i64, String, Json<Value>, DbTime)> = sqlx::query_as(
             "SELECT seq, event_type, data, created_at FROM run_events \
-             WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+             WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT +$3",
         )
         .bind(DbUuid::from(run))
         .bind(after)
@@ -703,7 +703,7 @@ impl_for_backends!(RunStore {
         sqlx::query(
             "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE finished_at IS NOT NULL \
              AND finished_at < $1 AND status IN ('succeeded', 'failed', 'cancelled', 'timed_out') \
-             ORDER BY finished_at LIMIT $2)",
+             ORDER BY finished_at LIMIT +$2)",
         )
         .bind(DbTime(before))
         .bind(i64::from(limit))

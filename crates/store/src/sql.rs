@@ -4,6 +4,11 @@
 //! column types in `types.rs` encode natively on each. [`impl_for_backends!`] compiles one trait
 //! implementation body for [`SqliteStore`](crate::SqliteStore) and [`PgStore`](crate::PgStore);
 //! inside it, `self.reader()` and `self.writer()` give the right pool and `self.now()` the time.
+//!
+//! A `LIMIT` takes its parameter as `LIMIT +$n`. SQLite's planner reads the value of a plain
+//! `LIMIT $n` when it prepares the statement, which marks the statement to be prepared again
+//! whenever that parameter is bound: every execution of a cached statement would parse and plan
+//! it anew. The unary plus (a no-op on both databases) keeps the plan independent of the value.
 
 /// Implements an `#[async_trait]` store trait for both backends from a single body.
 macro_rules! impl_for_backends {
@@ -101,3 +106,68 @@ macro_rules! bind_args {
 }
 
 pub(crate) use bind_args;
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    /// How often a cached statement was prepared again over ten executions with new values.
+    fn reprepared(sql: &str) -> i32 {
+        let db = rusqlite::Connection::open_in_memory().unwrap_or_else(|e| panic!("open: {e}"));
+        db.execute_batch(
+            "CREATE TABLE f (p TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (p, path))",
+        )
+        .unwrap_or_else(|e| panic!("create: {e}"));
+        let mut times = 0;
+        for i in 0..10_i64 {
+            let mut stmt = db.prepare_cached(sql).unwrap_or_else(|e| panic!("prepare: {e}"));
+            let params: [&dyn rusqlite::ToSql; 3] = [&format!("p{i}"), &format!("a{i}"), &(i + 1)];
+            crate::sqlite_calls::bind(&mut stmt, &params).unwrap_or_else(|e| panic!("bind: {e}"));
+            let mut rows = stmt.raw_query();
+            while rows.next().unwrap_or_else(|e| panic!("step: {e}")).is_some() {}
+            drop(rows);
+            times = stmt.get_status(StatementStatus::RePrepare);
+        }
+        times
+    }
+
+    #[test]
+    fn a_limit_parameter_with_a_plus_keeps_the_prepared_plan() {
+        let select = "SELECT path FROM f WHERE p = $1 AND path > $2 ORDER BY path LIMIT ";
+        assert_eq!(
+            reprepared(&format!("{select}$3")),
+            10,
+            "SQLite no longer re-plans: update sql.rs"
+        );
+        assert_eq!(reprepared(&format!("{select}+$3")), 0);
+    }
+
+    #[test]
+    fn no_statement_of_the_store_takes_a_plain_limit_parameter() {
+        let sources = [
+            include_str!("api_keys.rs"),
+            include_str!("approvals.rs"),
+            include_str!("conversations.rs"),
+            include_str!("files.rs"),
+            include_str!("projects.rs"),
+            include_str!("runs.rs"),
+            include_str!("sessions.rs"),
+            include_str!("signals.rs"),
+            include_str!("steps.rs"),
+            include_str!("usage.rs"),
+            include_str!("users.rs"),
+            include_str!("lockouts.rs"),
+            include_str!("group.rs"),
+            include_str!("health.rs"),
+            include_str!("lib.rs"),
+            include_str!("postgres.rs"),
+            include_str!("sqlite.rs"),
+            include_str!("sqlite_calls.rs"),
+            include_str!("sqlite_runs.rs"),
+            include_str!("types.rs"),
+        ];
+        for source in sources {
+            assert!(!source.contains("LIMIT $"), "a `LIMIT $n` without the plus (see sql.rs)");
+        }
+    }
+}

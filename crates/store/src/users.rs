@@ -93,7 +93,7 @@ impl_for_backends!(UserStore {
 
     async fn list_users(&self, page: PageRequest<UserId>) -> StoreResult<Page<User, UserId>> {
         let rows = sqlx::query_as::<_, UserRow>(select_users!(
-            "WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
+            "WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT +$2"
         ))
         .bind(page.after.map(DbUuid::from))
         .bind(overfetch_limit(page.limit))
