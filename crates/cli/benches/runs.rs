@@ -320,10 +320,15 @@ async fn latency() {
 }
 
 /// Per run key: the arrival of each model request, in order.
-type Arrivals = Arc<Mutex<HashMap<u64, Vec<Instant>>>>;
+/// When each run's model requests arrived, by the run's number, on both clocks.
+type Arrivals = Arc<Mutex<HashMap<u64, Vec<(Instant, time::OffsetDateTime)>>>>;
 
 fn run_key(body: &Value) -> Option<u64> {
-    let text = body["messages"].as_array()?.iter().find(|m| m["role"] == "user")?.to_string();
+    key_in(&body["messages"].as_array()?.iter().find(|m| m["role"] == "user")?.to_string())
+}
+
+/// The number in a task of the form `bench-run:N go`.
+fn key_in(text: &str) -> Option<u64> {
     let start = text.find("bench-run:")? + "bench-run:".len();
     text[start..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
 }
@@ -337,7 +342,7 @@ async fn inflight() {
     let arrivals: Arrivals = Arc::new(Mutex::new(HashMap::new()));
     let seen = arrivals.clone();
     model.respond_with(move |body| {
-        let now = Instant::now();
+        let now = (Instant::now(), time::OffsetDateTime::now_utc());
         let step = body["messages"]
             .as_array()
             .map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count());
@@ -386,10 +391,11 @@ async fn inflight() {
             wrong_steps += 1;
         }
         for w in times.windows(2) {
-            overhead.push((w[1] - w[0]).as_secs_f64() * 1000.0 - latency.as_secs_f64() * 1000.0);
+            overhead
+                .push((w[1].0 - w[0].0).as_secs_f64() * 1000.0 - latency.as_secs_f64() * 1000.0);
         }
         if let (Some(first), Some(last)) = (times.first(), times.last()) {
-            spans.push((*first, *last + latency));
+            spans.push((first.0, last.0 + latency));
         }
     }
     // The most runs between their first request and their last reply at once.
@@ -411,12 +417,59 @@ async fn inflight() {
         first.zip(last).map_or(f64::NAN, |(a, b)| (b - a).as_seconds_f64())
     );
     println!("agentd overhead per step (next request − reply due): {}", summary(overhead));
+    phases(setup.store.as_ref(), &runs, &arrivals, latency).await;
     println!(
         "peak RSS of agentd: {:.0} MiB; load average after: {}",
         peak_rss_kib as f64 / 1024.0,
         load()
     );
     drop(node);
+}
+
+/// Where the overhead per step goes, from the times agentd gave the events of up to 500 runs:
+/// reply due → `llm.message` (receiving and parsing the reply), → `tool.call` (journaling the
+/// reply), → `tool.result` (journaling the call as started and running it), → the next
+/// request's arrival (journaling the result, building and sending the request).
+async fn phases(
+    store: &dyn Store,
+    runs: &[agentd_core::run::Run],
+    arrivals: &HashMap<u64, Vec<(Instant, time::OffsetDateTime)>>,
+    latency: Duration,
+) {
+    let mut spans: [Vec<f64>; 4] = Default::default();
+    for run in runs.iter().take(500) {
+        let Some(times) = key_in(&run.input.task).and_then(|key| arrivals.get(&key)) else {
+            continue;
+        };
+        let events = store.events(run.id, 0, 1000).await.unwrap();
+        let at = |kind: &str| -> Vec<time::OffsetDateTime> {
+            events.iter().filter(|e| e.event_type == kind).map(|e| e.created_at).collect()
+        };
+        let (messages, calls, results) = (at("llm.message"), at("tool.call"), at("tool.result"));
+        for (k, w) in times.windows(2).enumerate() {
+            let (Some(m), Some(c), Some(r)) = (messages.get(k), calls.get(k), results.get(k))
+            else {
+                continue;
+            };
+            let due = w[0].1 + latency;
+            for (span, (a, b)) in
+                spans.iter_mut().zip([(due, *m), (*m, *c), (*c, *r), (*r, w[1].1)])
+            {
+                span.push(ms(b - a));
+            }
+        }
+    }
+    for (name, span) in [
+        "reply due → llm.message",
+        "llm.message → tool.call",
+        "tool.call → tool.result",
+        "tool.result → next request",
+    ]
+    .iter()
+    .zip(spans)
+    {
+        println!("  {name}: {}", summary(span));
+    }
 }
 
 fn main() {
