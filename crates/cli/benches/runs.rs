@@ -382,7 +382,7 @@ async fn inflight() {
         .unwrap_or(0);
     let runs = project_runs(setup.store.as_ref(), project_id).await;
     let failed = runs.iter().filter(|r| r.status != RunStatus::Succeeded).count();
-    let arrivals = arrivals.lock().unwrap();
+    let arrivals = std::mem::take(&mut *arrivals.lock().unwrap());
     let mut overhead = Vec::new();
     let mut spans = Vec::new();
     let mut wrong_steps = 0;
@@ -426,7 +426,8 @@ async fn inflight() {
     drop(node);
 }
 
-/// Where the overhead per step goes, from the times agentd gave the events of up to 500 runs:
+/// Where the overhead per step goes, from the times agentd gave the events of about 500 runs
+/// spread over all of them:
 /// reply due → `llm.message` (receiving and parsing the reply), → `tool.call` (journaling the
 /// reply), → `tool.result` (journaling the call as started and running it), → the next
 /// request's arrival (journaling the result, building and sending the request).
@@ -437,7 +438,7 @@ async fn phases(
     latency: Duration,
 ) {
     let mut spans: [Vec<f64>; 4] = Default::default();
-    for run in runs.iter().take(500) {
+    for run in runs.iter().step_by((runs.len() / 500).max(1)) {
         let Some(times) = key_in(&run.input.task).and_then(|key| arrivals.get(&key)) else {
             continue;
         };
