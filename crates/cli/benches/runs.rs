@@ -15,9 +15,10 @@
 //!   each but the last. agentd's overhead per step is measured at the model: the time from the
 //!   moment a reply is due (its request's arrival + 1 s) to the arrival of the run's next
 //!   request, which covers receiving the reply, journaling it, running and journaling the tool
-//!   call, and building and sending the next request. Also: errors (runs that did not
-//!   succeed), the peak resident memory of agentd (`VmHWM`), and the most runs in flight at
-//!   once (from the model's view: first request to last reply).
+//!   call, and building and sending the next request (split into phases by the events' times,
+//!   see `phases`). Also: errors (runs that did not succeed), the peak resident memory of
+//!   agentd (`VmHWM`), and the most runs in flight at once (from the model's view: first
+//!   request to last reply).
 //!
 //! `AGENTD_*` variables of the environment are passed on to agentd (e.g.
 //! `AGENTD_DATABASE_SQLITE_SYNCHRONOUS=normal`). Run with `cargo bench -p agentd-cli --bench runs`
@@ -319,8 +320,7 @@ async fn latency() {
     drop(node);
 }
 
-/// Per run key: the arrival of each model request, in order.
-/// When each run's model requests arrived, by the run's number, on both clocks.
+/// Per run key: the arrival of each model request, in order, on both clocks.
 type Arrivals = Arc<Mutex<HashMap<u64, Vec<(Instant, time::OffsetDateTime)>>>>;
 
 fn run_key(body: &Value) -> Option<u64> {
