@@ -167,6 +167,13 @@ pub async fn sign_in_with_project(
     password: &str,
     title: &str,
 ) -> (String, String) {
+    let token = sign_in(http, base, email, password).await;
+    let project = create_project(http, base, &token, title).await;
+    (token, project)
+}
+
+/// Signs in to the server at `base` as `email`; returns the access token.
+pub async fn sign_in(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
     let tokens: serde_json::Value = http
         .post(format!("{base}/v1/auth/login"))
         .json(&serde_json::json!({"email": email, "password": password}))
@@ -176,10 +183,19 @@ pub async fn sign_in_with_project(
         .json()
         .await
         .unwrap();
-    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Creates a project titled `title` on the server at `base` with `token`; returns its id.
+pub async fn create_project(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    title: &str,
+) -> String {
     let project: serde_json::Value = http
         .post(format!("{base}/v1/projects"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .json(&serde_json::json!({"title": title}))
         .send()
         .await
@@ -187,7 +203,7 @@ pub async fn sign_in_with_project(
         .json()
         .await
         .unwrap();
-    (token, project["id"].as_str().unwrap().to_owned())
+    project["id"].as_str().unwrap().to_owned()
 }
 
 fn collect(stream: impl std::io::Read + Send + 'static, into: Arc<Lines>) {

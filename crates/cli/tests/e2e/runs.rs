@@ -133,28 +133,23 @@ async fn a_run_executed_by_one_node_is_followed_live_on_another() {
     .await
     .unwrap();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-    let login: Value = client
-        .post(format!("http://{a_addr}/v1/auth/login"))
-        .json(&json!({"email": "nodes@example.com", "password": "a long enough password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
-    let project: Value = client
-        .post(format!("http://{b_addr}/v1/projects"))
-        .bearer_auth(&token)
-        .json(&json!({"title": "two nodes"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Signed in on node A, the project made on node B.
+    let token = agentd_test_support::process::sign_in(
+        &client,
+        &format!("http://{a_addr}"),
+        "nodes@example.com",
+        "a long enough password",
+    )
+    .await;
+    let project = agentd_test_support::process::create_project(
+        &client,
+        &format!("http://{b_addr}"),
+        &token,
+        "two nodes",
+    )
+    .await;
     let res = client
-        .post(format!("http://{b_addr}/v1/projects/{}/runs", project["id"].as_str().unwrap()))
+        .post(format!("http://{b_addr}/v1/projects/{project}/runs"))
         .bearer_auth(&token)
         .json(&json!({"agent": "code", "input": {"task": "look around"}}))
         .send()
