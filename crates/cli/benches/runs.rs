@@ -216,7 +216,19 @@ async fn wait_all(store: &Arc<dyn Store>, project: ProjectId, within: Duration) 
     false
 }
 
-/// Every run of the project.
+/// The CPU time (user and system) a process (`self` or a pid) used so far, in seconds.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's name in parentheses: state is field 3, utime and stime 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields.iter().skip(11).take(2).filter_map(|f| f.parse::<f64>().ok()).sum();
+    // /proc counts in USER_HZ, which is 100 on Linux.
+    ticks / 100.0
+}
+
 fn ms(d: time::Duration) -> f64 {
     d.as_seconds_f64() * 1000.0
 }
@@ -370,8 +382,10 @@ async fn inflight() {
     drop(api);
     let node = setup.start(&[("AGENTD_WORKERS", n.to_string())]);
     let pid = node.process.pid();
+    let cpu_before = (cpu_seconds(&pid.to_string()), cpu_seconds("self"));
     let project_id: ProjectId = project.parse().unwrap();
     let ended = wait_all(&setup.store, project_id, Duration::from_secs(1200)).await;
+    let cpu = (cpu_seconds(&pid.to_string()) - cpu_before.0, cpu_seconds("self") - cpu_before.1);
     let peak_rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -417,6 +431,15 @@ async fn inflight() {
         first.zip(last).map_or(f64::NAN, |(a, b)| (b - a).as_seconds_f64())
     );
     println!("agentd overhead per step (next request − reply due): {}", summary(overhead));
+    let model_calls: usize = arrivals.values().map(Vec::len).sum();
+    println!(
+        "CPU time per model call: agentd {:.0} µs, this benchmark with the scripted model {:.0} µs \
+         ({model_calls} calls; {:.1} s and {:.1} s in all)",
+        cpu.0 * 1e6 / model_calls as f64,
+        cpu.1 * 1e6 / model_calls as f64,
+        cpu.0,
+        cpu.1
+    );
     phases(setup.store.as_ref(), &runs, &arrivals, latency).await;
     println!(
         "peak RSS of agentd: {:.0} MiB; load average after: {}",
