@@ -314,15 +314,26 @@ pub trait RunStore: Send + Sync {
     ) -> StoreResult<Heartbeat>;
     /// The run's journal, in order.
     async fn steps(&self, run: RunId) -> StoreResult<Vec<Step>>;
-    /// Writes a journal step (inserting it, or replacing the step with the same `seq`) together
-    /// with `events` and the usage it added, in one transaction.
+    /// Writes journal steps (inserting each, or replacing the step with the same `seq`) together
+    /// with `events` and the usage they added, in one transaction. `steps` must not repeat a
+    /// `seq`.
+    async fn record_steps(
+        &self,
+        lease: &Lease,
+        steps: Vec<Step>,
+        usage: Option<RunUsage>,
+        events: Vec<NewEvent>,
+    ) -> StoreResult<()>;
+    /// [`record_steps`](Self::record_steps) of one step.
     async fn record_step(
         &self,
         lease: &Lease,
         step: Step,
         usage: Option<RunUsage>,
         events: Vec<NewEvent>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        self.record_steps(lease, vec![step], usage, events).await
+    }
     /// Appends events on behalf of the worker holding `lease`.
     async fn append_events(&self, lease: &Lease, events: Vec<NewEvent>) -> StoreResult<()>;
     /// The run's events after `after`, at most `limit`.

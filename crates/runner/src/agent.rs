@@ -4,10 +4,12 @@
 //! Durability rules, in the order the code applies them:
 //! - a model reply is recorded (journal + `llm.message`) before anything acts on it, so after a
 //!   crash it is read back, never requested again;
-//! - a tool call is recorded `started` in its own transaction before it runs and `completed`
-//!   with its result after; on replay a completed call is read back, a started read-only call
-//!   runs again, and a started call with side effects becomes `unknown_outcome`: the model is
-//!   told, and it is never run again silently;
+//! - a tool call is recorded `started` before it runs and `completed` with its result after; on
+//!   replay a completed call is read back, a started read-only call runs again, and a started
+//!   call with side effects becomes `unknown_outcome`: the model is told, and it is never run
+//!   again silently. A read-only call that needs nobody's approval is recorded started in the
+//!   same transaction as the reply that asks for it; any other call in a transaction of its own,
+//!   once its approval (if any) is settled;
 //! - compaction (older turns replaced by a summary) is a journal step too, so replay rebuilds
 //!   exactly the prompt the model saw.
 
@@ -54,6 +56,14 @@ enum Gate {
     Wait,
     /// Do not run it; tell the model this.
     Refuse(String),
+}
+
+/// What the approval policy decides about a call before asking the store anything.
+enum Verdict {
+    /// Decided: no approval or grant to look up.
+    Decided(Gate),
+    /// Needs an approval, unless a grant covers it.
+    Ask { risk: Risk, reason: String, grant_key: Option<String> },
 }
 
 /// Why the loop stops early.
@@ -249,8 +259,10 @@ impl Attempt {
         let mut next_seq = journal.last().map_or(1, |s| s.seq + 1);
         let mut llm_steps = 0u32;
         let mut usage = self.run.usage.clone();
-        // Read-only calls that were started but not completed: run again, under the same step.
-        let mut rerun: HashMap<String, u32> = HashMap::new();
+        // Calls whose step number is already chosen, by call id, with whether they are already
+        // journaled as started: read-only calls that were started but not completed (run again
+        // under the same step), and the calls of the latest reply.
+        let mut planned: HashMap<String, (u32, bool)> = HashMap::new();
         for step in journal {
             match (step.kind, step.status) {
                 (StepKind::Llm, StepStatus::Completed) => {
@@ -285,7 +297,7 @@ impl Attempt {
                 }
                 (StepKind::Tool, StepStatus::Started) => {
                     if let Some(call_id) = step.input["call_id"].as_str() {
-                        rerun.insert(call_id.to_owned(), step.seq);
+                        planned.insert(call_id.to_owned(), (step.seq, false));
                     }
                 }
                 (
@@ -305,14 +317,11 @@ impl Attempt {
                     if let Some(stop) = self.stopped() {
                         return Err(stop);
                     }
-                    let seq = match rerun.remove(&call.id) {
-                        Some(seq) => seq,
-                        None => {
-                            next_seq += 1;
-                            next_seq - 1
-                        }
-                    };
-                    self.run_tool(seq, &call, &mut messages).await?;
+                    let (seq, journaled) = planned.remove(&call.id).unwrap_or_else(|| {
+                        next_seq += 1;
+                        (next_seq - 1, false)
+                    });
+                    self.run_tool(seq, journaled, &call, &mut messages).await?;
                 }
                 continue;
             }
@@ -329,9 +338,10 @@ impl Attempt {
                 Ok((response, tail)) => {
                     let delta = usage_of(&response, &self.llm);
                     usage.add(&delta);
-                    self.record_reply(next_seq, &response, delta, tail).await?;
+                    let calls = self.record_reply(next_seq, &response, delta, tail).await?;
+                    next_seq += 1 + u32::try_from(calls.len()).unwrap_or(u32::MAX);
+                    planned.extend(calls);
                     messages.push(Message::from_response(&response));
-                    next_seq += 1;
                     llm_steps += 1;
                 }
                 Err(LlmError::ContextOverflow { message }) => {
@@ -519,13 +529,16 @@ impl Attempt {
         }
     }
 
+    /// Journals the reply, with its read-only calls that need nobody's approval as started (see
+    /// [`Self::starts_with_reply`]). Returns the step number of each of its calls (numbered in
+    /// order after the reply's), with whether it was journaled started here.
     async fn record_reply(
         &self,
         seq: u32,
         response: &ChatResponse,
         usage: RunUsage,
         tail: String,
-    ) -> Result<(), Stop> {
+    ) -> Result<HashMap<String, (u32, bool)>, Stop> {
         let at = now();
         let output = serde_json::to_value(response).unwrap_or_default();
         let step = Step {
@@ -555,35 +568,88 @@ impl Attempt {
             events.push(NewEvent::new(event::LLM_DELTA, json!({"step": seq, "text": tail})));
         }
         events.push(NewEvent::new(event::LLM_MESSAGE, message));
-        self.store.record_step(&self.lease, step, Some(usage), events).await.map_err(Stop::from)
+        let mut steps = vec![step];
+        let mut planned = HashMap::new();
+        for call in &response.tool_calls {
+            if planned.contains_key(&call.id) {
+                // The same id twice: the second is numbered when it runs.
+                continue;
+            }
+            let call_seq = seq + 1 + u32::try_from(planned.len()).unwrap_or(u32::MAX);
+            let tool = self.tools.iter().find(|t| t.spec().name == call.name);
+            let early = tool.is_some_and(|t| self.starts_with_reply(t.as_ref(), call));
+            if early {
+                steps.push(self.started_step(call_seq, call, false, at));
+                events.push(tool_call_event(call_seq, call));
+            }
+            planned.insert(call.id.clone(), (call_seq, early));
+        }
+        self.store.record_steps(&self.lease, steps, Some(usage), events).await?;
+        Ok(planned)
+    }
+
+    /// Whether a call of `tool` is journaled started together with the reply that asks for it:
+    /// it changes nothing (were it interrupted, it would run again) and runs without an
+    /// approval. One transaction fewer per call.
+    fn starts_with_reply(&self, tool: &dyn Tool, call: &ToolCall) -> bool {
+        !tool.spec().side_effects && matches!(self.verdict(tool, call), Verdict::Decided(Gate::Go))
+    }
+
+    /// The journal step of a call that starts now.
+    fn started_step(
+        &self,
+        seq: u32,
+        call: &ToolCall,
+        side_effects: bool,
+        started_at: OffsetDateTime,
+    ) -> Step {
+        Step {
+            seq,
+            kind: StepKind::Tool,
+            name: call.name.clone(),
+            status: StepStatus::Started,
+            side_effects,
+            input: json!({"call_id": call.id, "arguments": call.arguments}),
+            output: None,
+            attempt: self.lease.attempt,
+            started_at,
+            completed_at: None,
+        }
+    }
+
+    /// What the profile's approval policy says about the call, as far as it can say without the
+    /// store.
+    fn verdict(&self, tool: &dyn Tool, call: &ToolCall) -> Verdict {
+        let spec = tool.spec();
+        match tool.assess(&call.arguments) {
+            Assessment::Forbidden { reason } => Verdict::Decided(Gate::Refuse(format!(
+                "The {} call was not run: a command policy rule forbids it. {reason}",
+                spec.name
+            ))),
+            Assessment::Risky { risk, reason, grant_key }
+                if self.profile.approval != ApprovalPolicy::Never =>
+            {
+                Verdict::Ask { risk, reason, grant_key }
+            }
+            Assessment::Routine
+                if self.profile.approval == ApprovalPolicy::Always && spec.side_effects =>
+            {
+                Verdict::Ask {
+                    risk: Risk::Low,
+                    reason: format!("the {} agent asks before every change", self.profile.name),
+                    grant_key: None,
+                }
+            }
+            Assessment::Routine | Assessment::Risky { .. } => Verdict::Decided(Gate::Go),
+        }
     }
 
     /// Whether the call may run now, under the profile's approval policy (see `Gate`).
     async fn gate(&self, tool: &dyn Tool, call: &ToolCall) -> Result<Gate, Stop> {
         let spec = tool.spec();
-        let assessment = tool.assess(&call.arguments);
-        let (risk, reason, grant_key) = match assessment {
-            Assessment::Forbidden { reason } => {
-                return Ok(Gate::Refuse(format!(
-                    "The {} call was not run: a command policy rule forbids it. {reason}",
-                    spec.name
-                )));
-            }
-            Assessment::Risky { risk, reason, grant_key }
-                if self.profile.approval != ApprovalPolicy::Never =>
-            {
-                (risk, reason, grant_key)
-            }
-            Assessment::Routine
-                if self.profile.approval == ApprovalPolicy::Always && spec.side_effects =>
-            {
-                (
-                    Risk::Low,
-                    format!("the {} agent asks before every change", self.profile.name),
-                    None,
-                )
-            }
-            Assessment::Routine | Assessment::Risky { .. } => return Ok(Gate::Go),
+        let (risk, reason, grant_key) = match self.verdict(tool, call) {
+            Verdict::Decided(gate) => return Ok(gate),
+            Verdict::Ask { risk, reason, grant_key } => (risk, reason, grant_key),
         };
         if let Some(key) = &grant_key
             && self
@@ -633,9 +699,12 @@ impl Attempt {
         })
     }
 
+    /// Runs a call as step `seq`, journaling it as started first unless `journaled` says that
+    /// was done with the reply.
     async fn run_tool(
         &self,
         seq: u32,
+        journaled: bool,
         call: &ToolCall,
         messages: &mut Vec<Message>,
     ) -> Result<(), Stop> {
@@ -649,20 +718,7 @@ impl Attempt {
             },
             None => None,
         };
-        let started_at = now();
-        let input = json!({"call_id": call.id, "arguments": call.arguments});
-        let step = Step {
-            seq,
-            kind: StepKind::Tool,
-            name: call.name.clone(),
-            status: StepStatus::Started,
-            side_effects,
-            input,
-            output: None,
-            attempt: self.lease.attempt,
-            started_at,
-            completed_at: None,
-        };
+        let step = self.started_step(seq, call, side_effects, now());
         if let Some(reason) = refusal {
             // Never started: the journal records the call as completed with the refusal.
             let output = ToolOutput::error(reason);
@@ -673,17 +729,11 @@ impl Attempt {
         let workdir = self.dir_for(tool.as_deref()).await?;
         self.progress
             .set(self.progress.percent.load(Ordering::Relaxed), format!("tool {}", call.name));
-        self.store
-            .record_step(
-                &self.lease,
-                step.clone(),
-                None,
-                vec![NewEvent::new(
-                    event::TOOL_CALL,
-                    json!({"step": seq, "call_id": call.id, "tool": call.name, "arguments": call.arguments}),
-                )],
-            )
-            .await?;
+        if !journaled {
+            self.store
+                .record_step(&self.lease, step.clone(), None, vec![tool_call_event(seq, call)])
+                .await?;
+        }
         let output = match &tool {
             Some(tool) => {
                 let ctx = ToolContext {
@@ -989,6 +1039,14 @@ impl Attempt {
             error: None,
         })
     }
+}
+
+/// The `tool.call` event of a call journaled as started as step `seq`.
+fn tool_call_event(seq: u32, call: &ToolCall) -> NewEvent {
+    NewEvent::new(
+        event::TOOL_CALL,
+        json!({"step": seq, "call_id": call.id, "tool": call.name, "arguments": call.arguments}),
+    )
 }
 
 fn unknown_outcome_message(tool: &str) -> String {

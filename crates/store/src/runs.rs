@@ -569,14 +569,14 @@ impl_for_backends!(RunStore {
         self.step_rows(run).await?.into_iter().map(Step::try_from).collect()
     }
 
-    async fn record_step(
+    async fn record_steps(
         &self,
         lease: &Lease,
-        step: Step,
+        steps: Vec<Step>,
         usage: Option<RunUsage>,
         events: Vec<NewEvent>,
     ) -> StoreResult<()> {
-        self.journal(lease, step, usage, events).await
+        self.journal(lease, steps, usage, events).await
     }
 
     async fn append_events(&self, lease: &Lease, events: Vec<NewEvent>) -> StoreResult<()> {
@@ -908,7 +908,7 @@ impl crate::PgStore {
     pub(crate) async fn journal(
         &self,
         lease: &Lease,
-        step: Step,
+        steps: Vec<Step>,
         usage: Option<RunUsage>,
         events: Vec<NewEvent>,
     ) -> StoreResult<()> {
@@ -923,21 +923,24 @@ impl crate::PgStore {
             total.add(&delta);
             total
         });
-        let sql = crate::steps::journal_sql(total.is_some(), events.len());
+        let sql = crate::steps::journal_sql(steps.len(), total.is_some(), events.len());
         // Only placeholders and constant names are interpolated.
         let mut write = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(DbTime(now))
-            .bind(DbUuid::from(lease.run_id))
-            .bind(i64::from(step.seq))
-            .bind(step.kind.as_str())
-            .bind(&step.name)
-            .bind(step.status.as_str())
-            .bind(step.side_effects)
-            .bind(Json(&step.input))
-            .bind(step.output.as_ref().map(Json))
-            .bind(i64::from(step.attempt))
-            .bind(DbTime(step.started_at))
-            .bind(step.completed_at.map(DbTime));
+            .bind(DbUuid::from(lease.run_id));
+        for step in &steps {
+            write = write
+                .bind(i64::from(step.seq))
+                .bind(step.kind.as_str())
+                .bind(&step.name)
+                .bind(step.status.as_str())
+                .bind(step.side_effects)
+                .bind(Json(&step.input))
+                .bind(step.output.as_ref().map(Json))
+                .bind(i64::from(step.attempt))
+                .bind(DbTime(step.started_at))
+                .bind(step.completed_at.map(DbTime));
+        }
         for (i, event) in (0_i64..).zip(&events) {
             write = write.bind(last - n + 1 + i).bind(event.event_type).bind(Json(&event.data));
         }

@@ -266,7 +266,7 @@ impl SqliteStore {
     pub(crate) async fn journal(
         &self,
         lease: &Lease,
-        step: Step,
+        steps: Vec<Step>,
         usage: Option<RunUsage>,
         events: Vec<NewEvent>,
     ) -> StoreResult<()> {
@@ -278,24 +278,26 @@ impl SqliteStore {
             .group()
             .write(move |db| {
                 let (current, last) = fence_reserving(db, &lease, events.len(), now)?;
-                execute(
-                    db,
-                    STEP_UPSERT_SQL,
-                    &[
-                        &DbTime(now),
-                        &DbUuid::from(lease.run_id),
-                        &i64::from(step.seq),
-                        &step.kind.as_str(),
-                        &step.name,
-                        &step.status.as_str(),
-                        &step.side_effects,
-                        &JsonText(&step.input),
-                        &step.output.as_ref().map(JsonText),
-                        &i64::from(step.attempt),
-                        &DbTime(step.started_at),
-                        &step.completed_at.map(DbTime),
-                    ],
-                )?;
+                for step in &steps {
+                    execute(
+                        db,
+                        STEP_UPSERT_SQL,
+                        &[
+                            &DbTime(now),
+                            &DbUuid::from(lease.run_id),
+                            &i64::from(step.seq),
+                            &step.kind.as_str(),
+                            &step.name,
+                            &step.status.as_str(),
+                            &step.side_effects,
+                            &JsonText(&step.input),
+                            &step.output.as_ref().map(JsonText),
+                            &i64::from(step.attempt),
+                            &DbTime(step.started_at),
+                            &step.completed_at.map(DbTime),
+                        ],
+                    )?;
+                }
                 let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
                 insert_events(db, lease.run_id, last - n + 1, &events, now)?;
                 if let Some(delta) = usage {

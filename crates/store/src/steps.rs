@@ -81,12 +81,34 @@ fn events_values(n: usize, from: usize) -> String {
         .join(", ")
 }
 
+/// The start and the end of the upsert of journal steps by `seq` (the rows go between).
+macro_rules! step_upsert {
+    ($values:expr) => {
+        concat!(
+            "INSERT INTO run_steps (run_id, seq, kind, name, status, side_effects, input, \
+             output, attempt, started_at, completed_at) VALUES ",
+            $values,
+            " ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, \
+             output = excluded.output, attempt = excluded.attempt, \
+             completed_at = excluded.completed_at"
+        )
+    };
+}
+
 /// The upsert of a journal step by `seq`: `$2` the run, `$3`–`$12` the step.
-pub(crate) const STEP_UPSERT_SQL: &str = "INSERT INTO run_steps (run_id, seq, kind, name, status, \
-    side_effects, input, output, attempt, started_at, completed_at) \
-    VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-    ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status, output = excluded.output, \
-    attempt = excluded.attempt, completed_at = excluded.completed_at";
+pub(crate) const STEP_UPSERT_SQL: &str =
+    step_upsert!("($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+
+/// The rows of `n` steps of one run (`$2`), step `i` binding its ten columns from `$3 + 10i`.
+fn steps_values(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let columns: Vec<String> = (0..10).map(|c| format!("${}", 3 + 10 * i + c)).collect();
+            format!("($2, {})", columns.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The fence of a worker's write: touches the run while `$1`'s attempt `$2` is held by `$3`,
 /// reserving the numbers of `$5` events, and returns its usage and last event number.
@@ -98,19 +120,24 @@ pub(crate) const FENCE_RESERVING_SQL: &str = "UPDATE runs SET updated_at = $4, \
 pub(crate) const INSERT_EVENT_SQL: &str = "INSERT INTO run_events (run_id, seq, event_type, \
     data, created_at) VALUES ($1, $2, $3, $4, $5)";
 
-/// The statement that writes a journal step on PostgreSQL after the fence (which reserved the
-/// events' numbers): data-modifying CTEs for the step (see [`STEP_UPSERT_SQL`]), `n_events`
-/// events and, when `with_usage`, the run's usage, ending with the NOTIFY of the events. Binds
-/// in this order: `$1` now, `$2` the run, `$3`–`$12` the step, three per event (see
-/// [`events_values`]), the usage when `with_usage`, then, when there are events, the NOTIFY
-/// channel and payload. One round trip, where it used to be one per statement.
-pub(crate) fn journal_sql(with_usage: bool, n_events: usize) -> String {
-    let mut next = 13 + 3 * n_events;
-    let mut ctes = vec![format!("s AS ({STEP_UPSERT_SQL})")];
+/// The statement that writes journal steps on PostgreSQL after the fence (which reserved the
+/// events' numbers): data-modifying CTEs for the `n_steps` steps (see [`STEP_UPSERT_SQL`]),
+/// `n_events` events and, when `with_usage`, the run's usage, ending with the NOTIFY of the
+/// events. Binds in this order: `$1` now, `$2` the run, ten per step (`seq` to
+/// `completed_at`), three per event (see [`events_values`]), the usage when `with_usage`, then,
+/// when there are events, the NOTIFY channel and payload. One round trip, where it used to be
+/// one per statement.
+pub(crate) fn journal_sql(n_steps: usize, with_usage: bool, n_events: usize) -> String {
+    let events_from = 3 + 10 * n_steps;
+    let mut next = events_from + 3 * n_events;
+    let mut ctes = Vec::new();
+    if n_steps > 0 {
+        ctes.push(format!("s AS ({})", step_upsert!("{}").replace("{}", &steps_values(n_steps))));
+    }
     if n_events > 0 {
         ctes.push(format!(
             "e AS (INSERT INTO run_events (run_id, seq, event_type, data, created_at) VALUES {})",
-            events_values(n_events, 13)
+            events_values(n_events, events_from)
         ));
     }
     if with_usage {
@@ -122,7 +149,7 @@ pub(crate) fn journal_sql(with_usage: bool, n_events: usize) -> String {
     } else {
         "SELECT 1".to_owned()
     };
-    format!("WITH {} {last}", ctes.join(", "))
+    if ctes.is_empty() { last } else { format!("WITH {} {last}", ctes.join(", ")) }
 }
 
 impl_inherent_for_backends!(Db => {
@@ -207,3 +234,22 @@ impl_inherent_for_backends!(Db => {
         Ok(())
     }
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_statement_numbers_every_parameter_once_in_binding_order() {
+        // Two steps, one event, usage, NOTIFY: $1 and $2, 20 step columns, 3 event columns,
+        // the usage and the two NOTIFY arguments.
+        let sql = journal_sql(2, true, 1);
+        assert!(sql.contains("VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12), ($2, $13,"));
+        assert!(sql.contains("$22) ON CONFLICT (run_id, seq)"));
+        assert!(sql.contains("VALUES ($2, $23, $24, $25, $1)"));
+        assert!(sql.contains("SET usage = $26 WHERE"));
+        assert!(sql.ends_with("SELECT pg_notify($27, $28)"));
+        assert_eq!(journal_sql(0, false, 0), "SELECT 1");
+        assert_eq!(journal_sql(1, false, 0).matches("ON CONFLICT").count(), 1);
+    }
+}

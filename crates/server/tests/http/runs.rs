@@ -125,6 +125,63 @@ async fn a_run_edits_a_file_and_finishes_with_the_models_answer() {
 }
 
 #[tokio::test]
+async fn a_read_only_call_starts_in_the_replys_write_and_a_call_with_side_effects_in_its_own() {
+    let (app, fake) = spawn_app_with_llm(|_| {}).await;
+    let (user, token) = app.signed_in("early@example.com", Role::Member).await;
+    let project = app.project(&user).await;
+    fake.push([
+        Reply::tool_call("list_files", json!({})),
+        Reply::tool_call("write_file", json!({"path": "a.txt", "content": "a"})),
+        Reply::text("done"),
+    ]);
+    let res = start(
+        &app,
+        &token,
+        &project.id.to_string(),
+        json!({"agent": "code", "input": {"task": "look, then write"}}),
+    )
+    .await;
+    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(wait(&app, &token, &id).await["status"], "succeeded");
+    let log = events(&app, &token, &id).await;
+    let at = |kind: &str| -> Vec<&str> {
+        log.iter()
+            .filter(|e| e["type"] == kind)
+            .map(|e| e["created_at"].as_str().unwrap())
+            .collect()
+    };
+    let (messages, calls) = (at("llm.message"), at("tool.call"));
+    assert_eq!((messages.len(), calls.len()), (3, 2));
+    // The same transaction gives the same time; a later one a later time.
+    assert_eq!(messages[0], calls[0], "list_files starts with the reply asking for it");
+    assert_ne!(messages[1], calls[1], "write_file starts in a write of its own");
+    // The journal numbers the steps in the order they were asked for, all completed.
+    let steps = app.store.steps(id.parse().unwrap()).await.unwrap();
+    let shape: Vec<(u32, &str, &str, &str)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s.seq,
+                s.kind.as_str(),
+                s.status.as_str(),
+                if s.seq % 2 == 0 { s.name.as_str() } else { "" },
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (1, "llm", "completed", ""),
+            (2, "tool", "completed", "list_files"),
+            (3, "llm", "completed", ""),
+            (4, "tool", "completed", "write_file"),
+            (5, "llm", "completed", ""),
+        ]
+    );
+    assert_eq!(steps[1].started_at, steps[0].completed_at.unwrap());
+}
+
+#[tokio::test]
 async fn the_same_idempotency_key_returns_the_same_run() {
     let (app, fake) = spawn_app_with_llm(|_| {}).await;
     fake.always(Reply::text("ok"));

@@ -592,6 +592,39 @@ async fn a_step_numbers_all_its_events_in_order_and_announces_the_last(db: &Data
     let after = db.store().run(None, run.id).await.unwrap();
     assert_eq!((after.usage.llm_calls, after.usage.total_tokens()), (2, 7));
     assert_eq!(db.store().steps(run.id).await.unwrap().len(), 2);
+    // A reply and the call it starts, in one write: both steps, and the events after the
+    // others.
+    let call = Step {
+        seq: 4,
+        kind: StepKind::Tool,
+        name: "list_files".into(),
+        status: StepStatus::Started,
+        output: None,
+        completed_at: None,
+        input: json!({"call_id": "c1", "arguments": {}}),
+        ..step.clone()
+    };
+    let usage = RunUsage { llm_calls: 1, output_tokens: 1, ..Default::default() };
+    db.store()
+        .record_steps(
+            &l,
+            vec![Step { seq: 3, ..step.clone() }, call.clone()],
+            Some(usage),
+            vec![
+                NewEvent::new(event::LLM_MESSAGE, json!({"step": 3})),
+                NewEvent::new(event::TOOL_CALL, json!({"step": 4})),
+            ],
+        )
+        .await
+        .unwrap();
+    let steps = db.store().steps(run.id).await.unwrap();
+    assert_eq!(steps.iter().map(|s| s.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(steps[3], call);
+    let logged = db.store().events(run.id, 7, 100).await.unwrap();
+    let got: Vec<(i64, &str)> = logged.iter().map(|e| (e.seq, e.event_type.as_str())).collect();
+    assert_eq!(got, [(8, event::LLM_MESSAGE), (9, event::TOOL_CALL)]);
+    let after = db.store().run(None, run.id).await.unwrap();
+    assert_eq!((after.usage.llm_calls, after.usage.total_tokens()), (3, 8));
 }
 
 async fn ending_an_attempt_adds_its_active_time_with_the_end(db: &Database) {
