@@ -17,8 +17,11 @@
 //!   request, which covers receiving the reply, journaling it, running and journaling the tool
 //!   call, and building and sending the next request (split into phases by the events' times,
 //!   see `phases`). Also: errors (runs that did not succeed), the peak resident memory of
-//!   agentd (`VmHWM`), and the most runs in flight at once (from the model's view: first
-//!   request to last reply).
+//!   agentd (`VmHWM`), the most runs in flight at once (from the model's view: first
+//!   request to last reply), and the CPU time agentd and this process (the scripted model)
+//!   used per model call. `INFLIGHT_REPEAT` (1) runs it that many times, each on a fresh
+//!   database and node, and ends with the median and range of the p99, the CPU per call and
+//!   the peak RSS: between runs of one binary the p99 moves by a factor of two or more.
 //!
 //! `AGENTD_*` variables of the environment are passed on to agentd (e.g.
 //! `AGENTD_DATABASE_SQLITE_SYNCHRONOUS=normal`). Run with `cargo bench -p agentd-cli --bench runs`
@@ -345,7 +348,11 @@ fn key_in(text: &str) -> Option<u64> {
     text[start..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
 }
 
-async fn inflight() {
+/// The headline figures of one in-flight run: overhead per step p99 (ms), agentd's CPU per
+/// model call (µs), peak RSS (MiB).
+type InflightFigures = (f64, f64, f64);
+
+async fn inflight() -> InflightFigures {
     let n: usize = var("INFLIGHT_RUNS", 10_000);
     let steps: usize = var("INFLIGHT_STEPS", 3);
     let latency = Duration::from_secs(1);
@@ -430,6 +437,9 @@ async fn inflight() {
         runs.len(),
         first.zip(last).map_or(f64::NAN, |(a, b)| (b - a).as_seconds_f64())
     );
+    let mut sorted = overhead.clone();
+    sorted.sort_by(f64::total_cmp);
+    let p99 = percentile(&sorted, 99.0);
     println!("agentd overhead per step (next request − reply due): {}", summary(overhead));
     let model_calls: usize = arrivals.values().map(Vec::len).sum();
     println!(
@@ -447,6 +457,24 @@ async fn inflight() {
         load()
     );
     drop(node);
+    (p99, cpu.0 * 1e6 / model_calls as f64, peak_rss_kib as f64 / 1024.0)
+}
+
+/// The median and range of each figure over repeated in-flight runs.
+fn print_repeated(figures: &[InflightFigures]) {
+    let column = |f: fn(&InflightFigures) -> f64| {
+        let mut v: Vec<f64> = figures.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        format!("median {:.0} ({:.0}–{:.0})", v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    println!(
+        "## in flight, {} runs: overhead per step p99 {} ms; agentd CPU per model call {} µs; \
+         peak RSS {} MiB",
+        figures.len(),
+        column(|f| f.0),
+        column(|f| f.1),
+        column(|f| f.2)
+    );
 }
 
 /// Where the overhead per step goes, from the times agentd gave the events of about 500 runs
@@ -511,7 +539,15 @@ fn main() {
             match scenario.trim() {
                 "throughput" => throughput().await,
                 "latency" => latency().await,
-                "inflight" => inflight().await,
+                "inflight" => {
+                    let mut figures = Vec::new();
+                    for _ in 0..var("INFLIGHT_REPEAT", 1_usize).max(1) {
+                        figures.push(inflight().await);
+                    }
+                    if figures.len() > 1 {
+                        print_repeated(&figures);
+                    }
+                }
                 other => eprintln!("unknown scenario {other:?}"),
             }
         }
