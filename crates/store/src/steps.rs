@@ -132,7 +132,7 @@ pub(crate) fn journal_sql(n_steps: usize, with_usage: bool, n_events: usize) -> 
     let mut next = events_from + 3 * n_events;
     let mut ctes = Vec::new();
     if n_steps > 0 {
-        ctes.push(format!("s AS ({})", step_upsert!("{}").replace("{}", &steps_values(n_steps))));
+        ctes.push(format!(concat!("s AS (", step_upsert!("{}"), ")"), steps_values(n_steps)));
     }
     if n_events > 0 {
         ctes.push(format!(
